@@ -1,0 +1,289 @@
+"""The protocol core's byte work, in pure Python: the reference implementation.
+
+``_parser.pyx`` is the compiled twin of this module and must behave identically: same
+results, same exception classes, same messages (the differential tests in ``tests/core``
+hold the two together). This file is the specification; the ``.pyx`` follows it.
+
+Reply grammar (RFC 5321 section 4.2)::
+
+    Reply-line     = *( Reply-code "-" [ textstring ] CRLF )
+                     Reply-code [ SP textstring ] CRLF
+    Reply-code     = %x32-35 %x30-39 %x30-39
+
+Deliberately strict where servers are hostile: exactly three digits starting 2-5, then
+SP, "-" or the end of the line; the same code on every line of a reply. Lenient where
+real servers are sloppy: a line may end in LF alone, and text is decoded as UTF-8 with
+``surrogateescape`` so no byte sequence fails to decode. Bounded: a line longer than
+``max_line_length`` bytes (line end included), a reply larger than ``max_reply_size``
+bytes or with more than ``max_reply_lines`` lines is an error, and the parser never holds
+more than one partial line plus the lines of one reply in progress.
+
+DATA encoding (RFC 5321 section 4.5.2 and 2.3.8): every CRLF, bare LF and bare CR
+becomes CRLF; a line starting with "." gets one more "."; the body ends with CRLF, then
+".\\r\\n". Normalising every bare CR and LF is what makes SMTP smuggling impossible: the
+output contains no line ending other than CRLF, so the only end-of-data sequence in it
+is the one we add.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections import deque
+from typing import Final
+
+from .errors import SMTPAuthenticationError, SMTPResponseException
+from .response import SMTPResponse
+
+__all__ = (
+    "MAX_LINE_LENGTH",
+    "MAX_REPLY_LINES",
+    "MAX_REPLY_SIZE",
+    "NEED_DATA",
+    "DataEncoder",
+    "ReplyParser",
+    "auth_crammd5_verify",
+    "auth_login_encode",
+    "auth_plain_encode",
+    "auth_xoauth2_encode",
+    "encode_data",
+)
+
+MAX_LINE_LENGTH: Final = 8192
+MAX_REPLY_SIZE: Final = 32768
+MAX_REPLY_LINES: Final = 1024
+
+_TOO_LONG: Final = "Response too long"
+_MALFORMED: Final = "Malformed SMTP response line: "
+_STRIP: Final = b" \t\r\n"
+
+
+class _NeedData:
+    """Type of :data:`NEED_DATA`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by :meth:`ReplyParser.next_reply` while no complete reply is buffered.
+NEED_DATA: Final = _NeedData()
+
+
+def _malformed(line: bytes) -> SMTPResponseException:
+    return SMTPResponseException(-1, _MALFORMED + line.decode("utf-8", "replace"))
+
+
+class ReplyParser:
+    """Incremental SMTP reply parser: feed it bytes, take complete replies out.
+
+    ``feed`` consumes every complete line at once, so memory holds at most one partial
+    line and the lines of one reply in progress. Complete replies queue up in arrival
+    order. The first protocol error is queued behind the replies completed before it;
+    from then on the parser is failed: further input is ignored and ``next_reply``
+    raises that error again (the reply stream can no longer be trusted).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_code",
+        "_error",
+        "_max_line",
+        "_max_lines",
+        "_max_size",
+        "_replies",
+        "_size",
+        "_texts",
+    )
+
+    def __init__(
+        self,
+        max_line_length: int = MAX_LINE_LENGTH,
+        max_reply_size: int = MAX_REPLY_SIZE,
+        max_reply_lines: int = MAX_REPLY_LINES,
+    ) -> None:
+        self._max_line = max_line_length
+        self._max_size = max_reply_size
+        self._max_lines = max_reply_lines
+        self._buf = bytearray()
+        self._texts: list[bytes] = []
+        self._code = -1
+        self._size = 0
+        self._replies: deque[SMTPResponse] = deque()
+        self._error: SMTPResponseException | None = None
+
+    @property
+    def pending(self) -> bool:
+        """True while part of a reply (a partial line or unfinished lines) is buffered."""
+        return bool(self._buf) or bool(self._texts)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Consume ``data``: any bytes-like chunk of the reply stream."""
+        if self._error is not None:
+            return
+        buf = self._buf
+        buf += data
+        start = 0
+        end = len(buf)
+        while start < end:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                # Reject an endless line as soon as it cannot fit, however it is split.
+                if end - start >= self._max_line:
+                    self._fail(SMTPResponseException(-1, _TOO_LONG))
+                    return
+                break
+            if nl + 1 - start > self._max_line:
+                self._fail(SMTPResponseException(-1, _TOO_LONG))
+                return
+            if not self._line(bytes(buf[start : nl + 1])):
+                return
+            start = nl + 1
+        del buf[:start]
+
+    def next_reply(self) -> SMTPResponse | _NeedData:
+        """Return the next complete reply, or :data:`NEED_DATA`; raise a queued error."""
+        if self._replies:
+            return self._replies.popleft()
+        if self._error is not None:
+            raise self._error
+        return NEED_DATA
+
+    def _fail(self, exc: SMTPResponseException) -> None:
+        self._error = exc
+        self._buf.clear()
+        self._texts.clear()
+
+    def _line(self, line: bytes) -> bool:
+        """Take one complete line (LF included); False if it failed the parser."""
+        n = len(line) - 1  # content length without the LF
+        if n > 0 and line[n - 1] == 13:  # CR before LF
+            n -= 1
+        if (
+            n < 3
+            or not 50 <= line[0] <= 53
+            or not 48 <= line[1] <= 57
+            or not 48 <= line[2] <= 57
+            or (n > 3 and line[3] != 32 and line[3] != 45)
+        ):
+            self._fail(_malformed(line))
+            return False
+        code = (line[0] - 48) * 100 + (line[1] - 48) * 10 + (line[2] - 48)
+        if self._texts and code != self._code:
+            self._fail(_malformed(line))
+            return False
+        self._size += len(line)
+        if self._size > self._max_size or len(self._texts) >= self._max_lines:
+            self._fail(SMTPResponseException(-1, _TOO_LONG))
+            return False
+        self._code = code
+        self._texts.append(line[4:].strip(_STRIP))
+        if n > 3 and line[3] == 45:  # "-": continuation
+            return True
+        message = b"\n".join(self._texts).decode("utf-8", "surrogateescape")
+        self._replies.append(SMTPResponse(code, message))
+        self._texts = []
+        self._size = 0
+        return True
+
+
+class DataEncoder:
+    """Streaming DATA encoder: ``encode`` each chunk, then ``finish`` once.
+
+    For every split of an input, the concatenated output equals ``encode_data(input)``.
+    State carried across chunks: whether the last chunk ended in CR (its LF may start the
+    next chunk) and whether the output is at the start of a line (a "." there is stuffed).
+    """
+
+    __slots__ = ("_at_line_start", "_empty", "_pending_cr", "_size")
+
+    def __init__(self) -> None:
+        self._pending_cr = False
+        self._at_line_start = True
+        self._empty = True
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        """Octets of normalised message emitted so far (CRLF line ends, no dot-stuffing)."""
+        return self._size
+
+    def encode(self, chunk: bytes | bytearray | memoryview) -> bytes:
+        """Encode the next chunk of the message; returns the bytes to send."""
+        data = bytes(chunk)
+        if self._pending_cr:
+            # A CR ended the last chunk and was sent as CRLF: an LF here is its partner.
+            self._pending_cr = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        if not data:
+            return b""
+        self._empty = False
+        self._pending_cr = data[-1] == 13
+        text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        self._size += len(text) + text.count(b"\n")
+        stuffed = text.replace(b"\n.", b"\n..")
+        if self._at_line_start and text[0] == 46:
+            stuffed = b"." + stuffed
+        self._at_line_start = text[-1] == 10
+        return stuffed.replace(b"\n", b"\r\n")
+
+    def finish(self) -> bytes:
+        """Close the message: the final CRLF if missing, then the end-of-data line."""
+        if self._empty or not self._at_line_start:
+            self._empty = False
+            self._at_line_start = True
+            self._size += 2
+            return b"\r\n.\r\n"
+        return b".\r\n"
+
+
+def encode_data(data: bytes | bytearray | memoryview) -> bytes:
+    """Encode a whole DATA payload in one pass: CRLF line ends, dot-stuffing, "." line."""
+    encoder = DataEncoder()
+    return encoder.encode(data) + encoder.finish()
+
+
+def _to_bytes(value: str | bytes) -> bytes:
+    # aiosmtplib 5.1.3 accepts str (UTF-8 encoded) and bytes only.
+    if isinstance(value, bytes):
+        return value
+    return value.encode("utf-8")
+
+
+def _b64(data: bytes) -> bytes:
+    return binascii.b2a_base64(data, newline=False)
+
+
+def auth_plain_encode(username: str | bytes, password: str | bytes, /) -> bytes:
+    """AUTH PLAIN initial response (RFC 4616): base64 of NUL username NUL password."""
+    return _b64(b"\0" + _to_bytes(username) + b"\0" + _to_bytes(password))
+
+
+def auth_login_encode(username: str | bytes, password: str | bytes, /) -> tuple[bytes, bytes]:
+    """AUTH LOGIN responses: the base64 username and the base64 password."""
+    return _b64(_to_bytes(username)), _b64(_to_bytes(password))
+
+
+def auth_crammd5_verify(
+    username: str | bytes, password: str | bytes, challenge: str | bytes, /
+) -> bytes:
+    """CRAM-MD5 response (RFC 2195): base64 of username, SP, hex HMAC-MD5 of the challenge."""
+    try:
+        decoded = base64.b64decode(_to_bytes(challenge), validate=True)
+    except binascii.Error:
+        raise SMTPAuthenticationError(
+            334, f"Invalid CRAM-MD5 challenge from server: {challenge!r}"
+        ) from None
+    digest = hmac.new(_to_bytes(password), decoded, hashlib.md5).hexdigest()
+    return _b64(_to_bytes(username) + b" " + digest.encode("ascii"))
+
+
+def auth_xoauth2_encode(username: str | bytes, access_token: str | bytes, /) -> bytes:
+    """XOAUTH2 initial response: base64 of "user=" u ^A "auth=Bearer " token ^A ^A."""
+    return _b64(
+        b"user=" + _to_bytes(username) + b"\x01auth=Bearer " + _to_bytes(access_token) + b"\x01\x01"
+    )

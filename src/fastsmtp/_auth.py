@@ -1,0 +1,189 @@
+"""SASL authentication (RFC 4954) for the SMTP client: LOGIN, PLAIN, CRAM-MD5, XOAUTH2.
+
+Credentials never leave the machine in the clear: every exchange is refused before
+its AUTH line is written unless the channel is TLS, a Unix socket or loopback, or the
+caller opted in with ``allow_insecure_auth=True`` (security.md section 3).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import TYPE_CHECKING
+
+from ._commands import CRLF
+from ._speedups import (
+    auth_crammd5_verify,
+    auth_login_encode,
+    auth_plain_encode,
+    auth_xoauth2_encode,
+)
+from .errors import SMTPAuthenticationError, SMTPException
+from .response import SMTPResponse
+from .typing import Default, _default
+
+if TYPE_CHECKING:
+    from .protocol import SMTPProtocol
+
+__all__ = ("AuthMixin",)
+
+
+def _is_local(protocol: SMTPProtocol) -> bool:
+    """True for a Unix socket or a loopback peer: nothing leaves the machine."""
+    transport = protocol.transport
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None and getattr(socket, "AF_UNIX", None) == sock.family:
+        return True
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, (tuple, list)) and peer:
+        try:
+            return ipaddress.ip_address(str(peer[0]).split("%", 1)[0]).is_loopback
+        except ValueError:
+            return False
+    return isinstance(peer, (str, bytes))  # a Unix socket path
+
+
+class AuthMixin:
+    """The AUTH commands of :class:`fastsmtp.SMTP`."""
+
+    if TYPE_CHECKING:
+        AUTH_METHODS: tuple[str, ...]
+        allow_insecure_auth: bool
+        server_auth_methods: list[str]
+        protocol: SMTPProtocol | None
+
+        async def _ehlo_or_helo_if_needed(self) -> None: ...
+        async def _execute(
+            self, line: bytes, timeout: float | Default | None, *, redact: bool = False
+        ) -> SMTPResponse: ...
+        def _connected_protocol(self) -> SMTPProtocol: ...
+        def supports_extension(self, extension: str, /) -> bool: ...
+
+    @property
+    def supported_auth_methods(self) -> list[str]:
+        """Methods both sides support, in the client's order of preference."""
+        return [method for method in self.AUTH_METHODS if method in self.server_auth_methods]
+
+    def _check_auth_channel(self) -> None:
+        protocol = self._connected_protocol()
+        if self.allow_insecure_auth or protocol.is_tls or _is_local(protocol):
+            return
+        raise SMTPException(
+            "Refusing to send credentials over an unencrypted connection to a remote "
+            "server. Use TLS (use_tls=True or start_tls=True), or pass "
+            "allow_insecure_auth=True if this channel is trusted."
+        )
+
+    async def login(
+        self,
+        username: str | bytes,
+        password: str | bytes,
+        /,
+        timeout: float | Default | None = _default,
+    ) -> SMTPResponse:
+        """Authenticate with the first method that works: CRAM-MD5, PLAIN, then LOGIN."""
+        await self._ehlo_or_helo_if_needed()
+        if not self.supports_extension("auth"):
+            message = "The SMTP AUTH extension is not supported by this server."
+            if not self._connected_protocol().is_tls:
+                message += " Try connecting via TLS (or STARTTLS)."
+            raise SMTPException(message)
+        self._check_auth_channel()
+        error: SMTPAuthenticationError | None = None
+        for method in self.supported_auth_methods:
+            handler = getattr(self, "auth_" + method.replace("-", ""), None)
+            if handler is None:
+                raise RuntimeError(f"Missing handler for auth method {method}")
+            try:
+                response: SMTPResponse = await handler(username, password, timeout=timeout)
+            except SMTPAuthenticationError as exc:
+                error = exc
+            else:
+                return response
+        if error is not None:
+            raise error
+        raise SMTPException("No suitable authentication method found.")
+
+    async def auth_crammd5(
+        self,
+        username: str | bytes,
+        password: str | bytes,
+        /,
+        *,
+        timeout: float | Default | None = _default,
+    ) -> SMTPResponse:
+        """AUTH CRAM-MD5 (RFC 2195)."""
+        self._check_auth_channel()
+        response = await self._execute(b"AUTH CRAM-MD5\r\n", timeout, redact=True)
+        if response.code != 334:
+            raise SMTPAuthenticationError(response.code, response.message)
+        try:
+            verification = auth_crammd5_verify(username, password, response.message)
+        except SMTPAuthenticationError:
+            # RFC 4954 section 4: "*" cancels the exchange, so the server is not left
+            # waiting for an answer while the next command arrives.
+            await self._execute(b"*\r\n", timeout, redact=True)
+            raise
+        response = await self._execute(verification + CRLF, timeout, redact=True)
+        if response.code != 235:
+            raise SMTPAuthenticationError(response.code, response.message)
+        return response
+
+    async def auth_plain(
+        self,
+        username: str | bytes,
+        password: str | bytes,
+        /,
+        *,
+        timeout: float | Default | None = _default,
+    ) -> SMTPResponse:
+        """AUTH PLAIN (RFC 4616) with an initial response."""
+        self._check_auth_channel()
+        encoded = auth_plain_encode(username, password)
+        response = await self._execute(b"AUTH PLAIN " + encoded + CRLF, timeout, redact=True)
+        if response.code != 235:
+            raise SMTPAuthenticationError(response.code, response.message)
+        return response
+
+    async def auth_login(
+        self,
+        username: str | bytes,
+        password: str | bytes,
+        /,
+        *,
+        timeout: float | Default | None = _default,
+    ) -> SMTPResponse:
+        """AUTH LOGIN, the username sent as the initial response."""
+        self._check_auth_channel()
+        encoded_username, encoded_password = auth_login_encode(username, password)
+        response = await self._execute(
+            b"AUTH LOGIN " + encoded_username + CRLF, timeout, redact=True
+        )
+        if response.code != 334:
+            raise SMTPAuthenticationError(response.code, response.message)
+        response = await self._execute(encoded_password + CRLF, timeout, redact=True)
+        if response.code != 235:
+            raise SMTPAuthenticationError(response.code, response.message)
+        return response
+
+    async def auth_xoauth2(
+        self,
+        username: str | bytes,
+        access_token: str | bytes,
+        /,
+        *,
+        timeout: float | Default | None = _default,
+    ) -> SMTPResponse:
+        """AUTH XOAUTH2 with an OAuth 2.0 bearer token."""
+        await self._ehlo_or_helo_if_needed()
+        self._check_auth_channel()
+        encoded = auth_xoauth2_encode(username, access_token)
+        response = await self._execute(b"AUTH XOAUTH2 " + encoded + CRLF, timeout, redact=True)
+        if response.code == 334:
+            # The server sent an error as a challenge; an empty line ends the exchange.
+            response = await self._execute(CRLF, timeout, redact=True)
+        if response.code != 235:
+            raise SMTPAuthenticationError(response.code, response.message)
+        return response

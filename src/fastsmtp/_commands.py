@@ -1,0 +1,123 @@
+"""Command framing and validation: intents in, command lines (bytes) out. No I/O.
+
+RFC 5321 section 4.1.1 command syntax::
+
+    ehlo        = "EHLO" SP ( Domain / address-literal ) CRLF
+    mail        = "MAIL FROM:" Reverse-path [SP Mail-parameters] CRLF
+    rcpt        = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
+                  Forward-path ) [SP Rcpt-parameters] CRLF
+    Mail-parameters = esmtp-param *(SP esmtp-param)      (section 4.1.2)
+    esmtp-param     = esmtp-keyword ["=" esmtp-value]
+
+Everything a caller passes is checked here, before a byte is written: no argument may
+carry a C0 control character or DEL (that is how command injection works), envelope
+addresses go through the strict grammar of :mod:`fastsmtp._address`, and ESMTP
+parameters must be ``keyword[=value]`` with no room for a second parameter or command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from ._address import check_option, envelope_address
+
+__all__ = (
+    "CRLF",
+    "check_arguments",
+    "command_line",
+    "mail_line",
+    "message_size",
+    "rcpt_line",
+    "validate_local_hostname",
+    "vrfy_line",
+)
+
+CRLF = b"\r\n"
+
+# C0 controls and DEL: any of them in an argument could end the command line early
+# (CR, LF) or confuse the server's parser (NUL).
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+_CONTROL_STR = re.compile(r"[\x00-\x1f\x7f]")
+_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def check_arguments(args: tuple[bytes, ...]) -> None:
+    """Raise ValueError if any command argument contains a control character or DEL."""
+    for arg in args:
+        if _CONTROL.search(arg):
+            raise ValueError(
+                f"Command argument {arg!r} contains prohibited control characters"
+            )
+
+
+def command_line(*args: bytes) -> bytes:
+    """Join checked arguments into one command line ending in CRLF."""
+    check_arguments(args)
+    return b" ".join(args) + CRLF
+
+
+def validate_local_hostname(hostname: str) -> str:
+    """Strip and check a HELO/EHLO name; returns the stripped name.
+
+    The name becomes part of a command line, so it must be a single token.
+    """
+    hostname = hostname.strip()
+    if not hostname:
+        raise ValueError("The local_hostname param must not be empty")
+    if _WHITESPACE_OR_CONTROL.search(hostname):
+        raise ValueError(
+            "The local_hostname param contains prohibited whitespace or control characters"
+        )
+    return hostname
+
+
+def _options(options: Iterable[str] | None) -> list[bytes]:
+    # Options are ASCII by grammar (esmtp-value is %d33-60 / %d62-126); check_option
+    # enforces that, so the encoding below cannot fail.
+    return [check_option(option).encode("ascii") for option in options or ()]
+
+
+def mail_line(sender: str, options: Iterable[str] | None, encoding: str) -> bytes:
+    """``MAIL FROM:<sender> [params]``; the null reverse-path ``<>`` is allowed."""
+    mailbox = envelope_address(sender, utf8=encoding.lower() != "ascii", allow_null=True)
+    return b" ".join([b"MAIL FROM:<" + mailbox.encode(encoding) + b">", *_options(options)]) + CRLF
+
+
+def rcpt_line(recipient: str, options: Iterable[str] | None, encoding: str) -> bytes:
+    """``RCPT TO:<recipient> [params]``; a bare ``Postmaster`` is allowed (section 4.1.1.3)."""
+    mailbox = envelope_address(
+        recipient, utf8=encoding.lower() != "ascii", allow_postmaster=True
+    )
+    return b" ".join([b"RCPT TO:<" + mailbox.encode(encoding) + b">", *_options(options)]) + CRLF
+
+
+def vrfy_line(verb: bytes, argument: str, options: Iterable[str] | None, utf8: bool) -> bytes:
+    """``VRFY``/``EXPN`` with a user name or mailbox (section 3.5.3); one token, checked."""
+    argument = argument.strip()
+    if "<" in argument or ">" in argument or "@" in argument:
+        argument = envelope_address(argument, utf8=utf8)
+    if not argument or _WHITESPACE_OR_CONTROL.search(argument):
+        raise ValueError(f"Invalid {verb.decode()} argument {argument!r}")
+    encoded = argument.encode("utf-8" if utf8 else "ascii")
+    return b" ".join([verb, encoded, *_options(options)]) + CRLF
+
+
+def message_size(data: bytes) -> int:
+    """Octets of ``data`` as sent: CRLF line ends and a final CRLF, before dot-stuffing.
+
+    This is the SIZE parameter value (RFC 1870 section 3), and equals
+    ``DataEncoder.size`` after ``finish()`` for the same input.
+    """
+    text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    size = len(text) + text.count(b"\n")
+    if not text.endswith(b"\n"):
+        size += 2
+    return size
+
+
+def control_free(value: str, what: str) -> str:
+    """Raise ValueError if a text that goes into a command has control characters."""
+    if _CONTROL_STR.search(value):
+        raise ValueError(f"The {what} param contains prohibited control characters")
+    return value

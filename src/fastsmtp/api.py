@@ -1,0 +1,91 @@
+"""The one-call API: ``send()`` connects, sends one message and QUITs."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage, Message
+
+from .response import SMTPResponse
+from .smtp import SMTP
+from .typing import SMTPTokenGenerator, SocketPathType
+
+__all__ = ("send",)
+
+
+async def send(
+    message: EmailMessage | Message | str | bytes,
+    /,
+    *,
+    sender: str | None = None,
+    recipients: str | Sequence[str] | None = None,
+    mail_options: Sequence[str] | None = None,
+    rcpt_options: Sequence[str] | None = None,
+    hostname: str | None = "localhost",
+    port: int | None = None,
+    username: str | bytes | None = None,
+    password: str | bytes | None = None,
+    oauth_token_generator: SMTPTokenGenerator | None = None,
+    local_hostname: str | None = None,
+    source_address: tuple[str, int] | None = None,
+    timeout: float | None = 60,
+    use_tls: bool = False,
+    start_tls: bool | None = None,
+    validate_certs: bool = True,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    cert_bundle: str | None = None,
+    socket_path: SocketPathType | None = None,
+    sock: socket.socket | None = None,
+    allow_insecure_auth: bool = False,
+) -> tuple[dict[str, SMTPResponse], str]:
+    """Send one message: connect, (STARTTLS), (log in), send, QUIT.
+
+    ``message`` is an ``email.message`` object (sender and recipients default to
+    its headers) or raw ``str``/``bytes`` (then both are required). Returns the
+    refused recipients and the final reply text, as ``SMTP.sendmail`` does.
+    """
+    if isinstance(message, (str, bytes)):
+        if not recipients:
+            raise ValueError("Recipients must be provided with raw messages.")
+        if not sender:
+            raise ValueError("Sender must be provided with raw messages.")
+    client = SMTP(
+        hostname=hostname,
+        port=port,
+        username=username,
+        password=password,
+        oauth_token_generator=oauth_token_generator,
+        local_hostname=local_hostname,
+        source_address=source_address,
+        timeout=timeout,
+        use_tls=use_tls,
+        start_tls=start_tls,
+        validate_certs=validate_certs,
+        client_cert=client_cert,
+        client_key=client_key,
+        tls_context=tls_context,
+        cert_bundle=cert_bundle,
+        socket_path=socket_path,
+        sock=sock,
+        allow_insecure_auth=allow_insecure_auth,
+    )
+    async with client:
+        if isinstance(message, (str, bytes)):
+            assert sender is not None and recipients is not None
+            return await client.sendmail(
+                sender,
+                recipients,
+                message,
+                mail_options=mail_options,
+                rcpt_options=rcpt_options,
+            )
+        return await client.send_message(
+            message,
+            sender=sender,
+            recipients=recipients,
+            mail_options=mail_options,
+            rcpt_options=rcpt_options,
+        )

@@ -1,0 +1,387 @@
+"""The asyncio shell: moves bytes between a transport and the protocol core.
+
+``SMTPProtocol`` owns the reply parser and a FIFO of outstanding *batches*. A batch is
+one write of one or more commands together with the number of replies it expects
+(RFC 2920 section 3.1: replies come back in the order the commands were sent). Lockstep
+sending is simply a batch of one. Each batch has one future and one timer (a whole-reply
+deadline, so a server dripping a byte at a time cannot stretch it), and every reply that
+arrives in one ``data_received`` is matched before any waiter wakes.
+
+Bytes that arrive while no batch is outstanding were not asked for: an injected or
+duplicated reply, idle chatter, or an unsolicited 421 (RFC 5321 section 3.8). Any of them
+closes the connection, so nothing the server sent unasked can ever be taken as the answer
+to a later command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+from collections.abc import Callable
+
+from ._speedups import NEED_DATA, ReplyParser
+from .errors import (
+    SMTPReadTimeoutError,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+from .response import SMTPResponse
+
+__all__ = ("SMTPProtocol",)
+
+log = logging.getLogger("fastsmtp")
+
+_QUIT_REPLY = SMTPResponse(221, "")
+
+
+class _Batch:
+    """Replies expected for one write, and the future that gets them."""
+
+    __slots__ = ("expected", "future", "redact", "replies", "timer")
+
+    def __init__(self, future: asyncio.Future[list[SMTPResponse]], expected: int) -> None:
+        self.future = future
+        self.expected = expected
+        self.replies: list[SMTPResponse] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.redact = False
+
+
+class SMTPProtocol(asyncio.Protocol):
+    """Reply reader and command writer for one SMTP connection."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        connection_lost_callback: Callable[[SMTPProtocol], None] | None = None,
+    ) -> None:
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._connection_lost_callback = connection_lost_callback
+        self.transport: asyncio.BaseTransport | None = None
+        self._parser = ReplyParser()
+        self._outstanding: collections.deque[_Batch] = collections.deque()
+        self._closed = False
+        self._quit_sent = False
+        # Why the connection is no longer usable, raised by the next operation.
+        self._error: Exception | None = None
+        self._paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        # Serialises batches: a new one may only be written when none is outstanding,
+        # unless the caller pipelines explicitly (see ``send_batch``).
+        self._idle_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._busy = False
+        self._greeting: _Batch | None = None
+
+    # -- asyncio callbacks ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        # The greeting is the first reply the server owes us (RFC 5321 section 3.1); it
+        # may arrive before anyone waits for it.
+        self._greeting = _Batch(self._loop.create_future(), 1)
+        self._outstanding.append(self._greeting)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        parser = self._parser
+        parser.feed(data)
+        outstanding = self._outstanding
+        while True:
+            try:
+                reply = parser.next_reply()
+            except SMTPResponseException as exc:
+                self._abort(exc)
+                return
+            if reply is NEED_DATA:
+                break
+            assert isinstance(reply, SMTPResponse)
+            if not outstanding:
+                self._unsolicited(reply)
+                return
+            batch = outstanding[0]
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("<< %s", "[redacted]" if batch.redact else reply)
+            batch.replies.append(reply)
+            if len(batch.replies) == batch.expected:
+                outstanding.popleft()
+                self._finish(batch)
+        if parser.pending and not outstanding:
+            self._unsolicited(None)
+
+    def eof_received(self) -> bool:
+        self._lost(SMTPServerDisconnected("Unexpected EOF received"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        lost = SMTPServerDisconnected("Connection lost")
+        if exc is not None:
+            lost.__cause__ = exc
+        self._lost(lost)
+        self.transport = None
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(SMTPServerDisconnected("Connection lost"))
+        self._drain_waiter = None
+        if self._connection_lost_callback is not None:
+            self._connection_lost_callback(self)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._drain_waiter = None
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the transport is open and usable."""
+        transport = self.transport
+        return transport is not None and not transport.is_closing() and not self._closed
+
+    @property
+    def is_tls(self) -> bool:
+        """True if the transport is encrypted."""
+        return self.transport is not None and (
+            self.transport.get_extra_info("sslcontext") is not None
+        )
+
+    # -- I/O for the client ------------------------------------------------------------
+
+    async def read_greeting(self, timeout: float | None) -> SMTPResponse:
+        """Wait for the greeting registered at ``connection_made``."""
+        batch = self._greeting
+        assert batch is not None, "read_greeting() before connection_made()"
+        if not batch.future.done():
+            self._arm(batch, timeout)
+        return (await batch.future)[0]
+
+    async def execute(
+        self, line: bytes, timeout: float | None, *, redact: bool = False
+    ) -> SMTPResponse:
+        """Write one command line and return its reply (a batch of one)."""
+        return (await self.send_batch(line, 1, timeout, redact=redact))[0]
+
+    async def send_batch(
+        self, data: bytes, expected: int, timeout: float | None, *, redact: bool = False
+    ) -> list[SMTPResponse]:
+        """Write ``data`` (one or more command lines) and collect ``expected`` replies.
+
+        Batches from concurrent callers never interleave: each waits until the
+        previous batch is fully answered, so replies always pair with their commands.
+        """
+        await self._acquire()
+        try:
+            batch = self._write_batch(data, expected, timeout, redact)
+            return await batch.future
+        finally:
+            self._release()
+
+    async def write_body(self, body: bytes, timeout: float | None) -> SMTPResponse:
+        """Write an encoded DATA body (after its 354) and return the final reply."""
+        await self._acquire()
+        try:
+            batch = self._write_batch(body, 1, timeout, False, body=True)
+            return (await batch.future)[0]
+        finally:
+            self._release()
+
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float | None,
+    ) -> asyncio.BaseTransport:
+        """Upgrade the connection to TLS in place (after a 220 reply to STARTTLS).
+
+        RFC 3207 section 4.2: anything the server sent after its 220 and before the
+        handshake is plaintext a man in the middle may have injected; it is never
+        carried into the TLS session. The connection is closed instead.
+        """
+        self._raise_if_unusable()
+        if self._parser.pending or self._outstanding:
+            self._abort(
+                SMTPResponseException(
+                    -1, "Server sent data after its STARTTLS reply; connection closed"
+                )
+            )
+            self._raise_if_unusable()
+        transport = self.transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        try:
+            tls_transport = await self._loop.start_tls(
+                transport,
+                self,
+                context,
+                server_side=False,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=timeout,
+            )
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            self._close_transport()
+            raise SMTPTimeoutError("Timed out while upgrading transport") from exc
+        except ConnectionAbortedError as exc:
+            # asyncio reports a handshake timeout this way on some versions.
+            self._close_transport()
+            if "taking longer" in str(exc):
+                raise SMTPTimeoutError("Timed out while upgrading transport") from exc
+            raise SMTPServerDisconnected("Connection lost") from exc
+        except BaseException:
+            self._close_transport()
+            raise
+        if tls_transport is None:
+            self._close_transport()
+            raise SMTPServerDisconnected("Connection lost")
+        self.transport = tls_transport
+        self._parser = ReplyParser()
+        return tls_transport
+
+    def mark_quit(self) -> None:
+        """QUIT is about to be sent: a disconnect now answers it (as 221)."""
+        self._quit_sent = True
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high-water mark."""
+        self._raise_if_unusable()
+        if not self._paused:
+            return
+        waiter = self._loop.create_future()
+        self._drain_waiter = waiter
+        await waiter
+
+    def close(self) -> None:
+        """Close the transport; outstanding replies fail with SMTPServerDisconnected."""
+        self._close_transport()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _write_batch(
+        self, data: bytes, expected: int, timeout: float | None, redact: bool, body: bool = False
+    ) -> _Batch:
+        self._raise_if_unusable()
+        batch = _Batch(self._loop.create_future(), expected)
+        batch.redact = redact
+        # Registered before the write, so a fast reply always finds its batch.
+        self._outstanding.append(batch)
+        self._arm(batch, timeout)
+        if log.isEnabledFor(logging.DEBUG):
+            if body:
+                log.debug(">> <message data, %d bytes>", len(data))
+            else:
+                log.debug(">> %r", b"[redacted]" if redact else data)
+        transport = self.transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(data)
+        return batch
+
+    def _arm(self, batch: _Batch, timeout: float | None) -> None:
+        if timeout is not None:
+            batch.timer = self._loop.call_at(
+                self._loop.time() + timeout, self._timed_out, batch
+            )
+
+    def _timed_out(self, batch: _Batch) -> None:
+        if batch.future.done():
+            return
+        self._abort(SMTPReadTimeoutError("Timed out waiting for server response"))
+
+    def _finish(self, batch: _Batch) -> None:
+        if batch.timer is not None:
+            batch.timer.cancel()
+        if not batch.future.done():
+            batch.future.set_result(batch.replies)
+        if batch.replies and batch.replies[-1].code == 421:
+            # RFC 5321 section 3.8: the server is closing the channel.
+            self._close_transport()
+
+    def _unsolicited(self, reply: SMTPResponse | None) -> None:
+        if reply is not None and reply.code == 421:
+            log.debug("<< %s (unsolicited; server is closing)", reply)
+            error: Exception = SMTPServerDisconnected(f"Server closed the connection: {reply}")
+        else:
+            log.warning("fastsmtp: unsolicited data from server; closing the connection")
+            error = SMTPResponseException(
+                -1, "Unsolicited data from server; connection closed"
+            )
+        self._abort(error)
+
+    def _abort(self, exc: Exception) -> None:
+        """Fail every outstanding batch with ``exc`` and close the connection."""
+        if self._error is None:
+            self._error = exc
+        self._fail_outstanding(exc)
+        self._close_transport()
+
+    def _lost(self, exc: SMTPServerDisconnected) -> None:
+        if self._error is None:
+            self._error = exc
+        if self._quit_sent:
+            # RFC 5321 section 4.1.1.10: after QUIT, a closed channel is the answer.
+            for batch in self._outstanding:
+                if batch.timer is not None:
+                    batch.timer.cancel()
+                if not batch.future.done():
+                    batch.future.set_result([_QUIT_REPLY])
+            self._outstanding.clear()
+        else:
+            self._fail_outstanding(exc)
+        self._closed = True
+
+    def _fail_outstanding(self, exc: Exception) -> None:
+        outstanding = self._outstanding
+        while outstanding:
+            batch = outstanding.popleft()
+            if batch.timer is not None:
+                batch.timer.cancel()
+            if not batch.future.done():
+                batch.future.set_exception(exc)
+                # Mark retrieved: a batch nobody awaits (the greeting) must not warn.
+                batch.future.exception()
+
+    def _close_transport(self) -> None:
+        self._closed = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+    def _raise_if_unusable(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._closed:
+            error = self._error
+            if isinstance(error, SMTPResponseException) and error.code == -1:
+                raise SMTPServerDisconnected(f"Connection closed: {error.message}")
+            raise SMTPServerDisconnected("Connection lost")
+
+    async def _acquire(self) -> None:
+        """Take the right to write a batch; batches are answered one after another."""
+        if not self._busy:
+            self._busy = True
+            return
+        waiter = self._loop.create_future()
+        self._idle_waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # we were handed the turn but are leaving: pass it on
+            else:
+                waiter.cancel()
+            raise
+
+    def _release(self) -> None:
+        """Hand the turn to the next waiting caller, or mark the connection idle."""
+        waiters = self._idle_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # ``_busy`` stays True: the turn passes on
+                return
+        self._busy = False

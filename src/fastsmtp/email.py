@@ -1,0 +1,205 @@
+"""Message helpers with aiosmtplib's API: address extraction, quoting and flattening.
+
+The public functions return what aiosmtplib 5.1.3 returns for the same input on the same
+Python version (they deliberately use the same stdlib parsers, ``email.utils.parseaddr`` and
+``getaddresses``, whose results vary between Python releases). The strict RFC 5321 grammar
+used for the SMTP envelope lives in ``fastsmtp._address``; ``check_header_block`` and
+``check_message_headers`` are fastsmtp's header-injection guards (not in aiosmtplib).
+"""
+
+from __future__ import annotations
+
+import copy
+import email.charset
+import email.generator
+import email.header
+import email.headerregistry
+import email.message
+import email.policy
+import email.utils
+import functools
+import io
+import re
+
+__all__ = (
+    "extract_recipients",
+    "extract_sender",
+    "flatten_message",
+    "parse_address",
+    "quote_address",
+)
+
+# A quoted-string at the start of an address: inside it, whitespace and <>" are legitimate.
+_LEADING_QUOTED = re.compile(r'"(?:[^"\\\r\n]|\\[^\r\n])*"')
+_SMTP_UNSAFE = frozenset('<>"')
+
+
+def parse_address(address: str) -> str:
+    """Parse an email address, falling back to the raw (stripped) string given.
+
+    :raises ValueError: if the parsed address contains characters that can't safely be
+        sent on an SMTP command line (whitespace, ``<``, ``>`` or ``"`` outside a leading
+        quoted local part).
+    """
+    parsed = email.utils.parseaddr(address)[1]
+    if not parsed:
+        parsed = address.strip()
+    rest = parsed
+    if parsed.startswith('"'):
+        quoted = _LEADING_QUOTED.match(parsed)
+        if quoted is not None:
+            rest = parsed[quoted.end() :]
+    if any(char.isspace() or char in _SMTP_UNSAFE for char in rest):
+        raise ValueError(
+            f"Address {parsed!r} contains characters not permitted in an SMTP mailbox"
+        )
+    return parsed
+
+
+def quote_address(address: str) -> str:
+    """Return the address in angle brackets, as used by ``MAIL FROM:`` and ``RCPT TO:``."""
+    return f"<{parse_address(address)}>"
+
+
+@functools.lru_cache(maxsize=32)
+def _policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
+    if modern:
+        base: email.policy.Policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+    else:
+        base = email.policy.compat32
+    return base if cte_type == "8bit" else base.clone(cte_type=cte_type)
+
+
+def flatten_message(
+    message: email.message.EmailMessage | email.message.Message,
+    /,
+    *,
+    utf8: bool = False,
+    cte_type: str = "8bit",
+) -> bytes:
+    """Serialise ``message`` for DATA, without its ``Bcc`` and ``Resent-Bcc`` headers.
+
+    ``EmailMessage`` objects use ``policy.SMTP`` (``policy.SMTPUTF8`` with ``utf8``), CRLF line
+    ends; legacy ``Message`` objects use ``compat32`` (LF line ends, ``utf8`` ignored).
+    ``cte_type`` other than ``"8bit"`` is applied to the policy (e.g. ``"7bit"``).
+    """
+    stripped = copy.copy(message)  # header deletion rebinds the list; the original is intact
+    del stripped["Bcc"]
+    del stripped["Resent-Bcc"]
+    policy = _policy(isinstance(message, email.message.EmailMessage), utf8, cte_type)
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer, policy=policy).flatten(stripped)
+    return buffer.getvalue()
+
+
+def extract_addresses(
+    header: str | email.headerregistry.AddressHeader | email.header.Header,
+    /,
+) -> list[str]:
+    """Return the raw addresses (``local@domain``) of an address header, for the envelope."""
+    if isinstance(header, email.headerregistry.AddressHeader):
+        return [address.addr_spec for address in header.addresses]
+    if isinstance(header, email.header.Header):
+        return [parse_address(str(header))]
+    return [address for _, address in email.utils.getaddresses([str(header)])]
+
+
+def _has_resent_block(message: email.message.Message) -> bool:
+    """True if ``message`` has one Resent- block; ``ValueError`` if it has several."""
+    dates = message.get_all("Resent-Date")
+    if dates is None:
+        return False
+    if len(dates) > 1:
+        raise ValueError("Message has more than one 'Resent-' header block")
+    return True
+
+
+def extract_sender(
+    message: email.message.EmailMessage | email.message.Message, /
+) -> str | None:
+    """Return the sender address (``Sender``, else ``From``; their ``Resent-`` forms when
+    the message has a Resent- block), or ``None`` when there is none."""
+    if _has_resent_block(message):
+        preferred, fallback = "Resent-Sender", "Resent-From"
+    else:
+        preferred, fallback = "Sender", "From"
+    header = message[preferred] if preferred in message else message[fallback]
+    if header is None:
+        return None
+    addresses = extract_addresses(header)
+    return addresses[0] if addresses else None
+
+
+def extract_recipients(
+    message: email.message.EmailMessage | email.message.Message, /
+) -> list[str]:
+    """Return every address of ``To``, ``Cc`` and ``Bcc`` (or of ``Resent-To``,
+    ``Resent-Cc`` and ``Resent-Bcc`` when the message has a Resent- block), in that order."""
+    if _has_resent_block(message):
+        names: tuple[str, ...] = ("Resent-To", "Resent-Cc", "Resent-Bcc")
+    else:
+        names = ("To", "Cc", "Bcc")
+    recipients: list[str] = []
+    for name in names:
+        for header in message.get_all(name, ()):
+            recipients.extend(extract_addresses(header))
+    return recipients
+
+
+# --- header-injection guards (fastsmtp only; security.md §9) -----------------------------
+#
+# RFC 5322 §2.2: a header field is a name of printable ASCII other than ":" (33-57, 59-126),
+# a colon and a body; long fields are folded by CRLF followed by whitespace. The DATA encoder
+# turns bare CR and bare LF into CRLF, so all three count as line ends here.
+
+_LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|\Z)")
+_FIELD_NAME = re.compile(rb"[!-9;-~]+:")
+_BAD_BREAK = re.compile(r"(?:\r\n|\r|\n)(?![ \t])")
+
+
+def check_header_block(flat: bytes) -> None:
+    """Raise ``ValueError`` if a header line of a flattened message is malformed.
+
+    Looks at the header block (up to the first empty line): each line must be a field
+    (``Name: value``) or a folded continuation (starting with space or tab) of one.
+    """
+    position = 0
+    number = 0
+    end = len(flat)
+    while position < end:
+        match = _LINE.match(flat, position)
+        assert match is not None  # the pattern matches at every position
+        line, line_end = match.group(1), match.group(2)
+        position = match.end()
+        number += 1
+        if not line:
+            return  # the empty line that ends the header block
+        if line[:1] in (b" ", b"\t"):
+            if number == 1:
+                raise ValueError(
+                    f"Message header line 1 is a continuation with no header to continue: "
+                    f"{line[:100]!r}"
+                )
+        elif _FIELD_NAME.match(line) is None:
+            raise ValueError(
+                f"Message header line {number} is neither 'Name: value' nor a folded "
+                f"continuation (possible header injection): {line[:100]!r}"
+            )
+        if not line_end:
+            return
+
+
+def check_message_headers(message: email.message.Message) -> None:
+    """Raise ``ValueError`` if a header value of ``message`` (or of any MIME part) holds a
+    line break that is not a fold (CR/LF followed by space or tab).
+
+    This catches what ``check_header_block`` cannot see in the flattened bytes: on Python
+    3.10-3.12 ``policy.SMTP`` writes a trailing CRLF of a header value verbatim, which ends
+    the header block early and pushes the remaining headers into the body.
+    """
+    for part in message.walk():
+        for name, value in part.raw_items():
+            if _BAD_BREAK.search(str(value)) is not None:
+                raise ValueError(
+                    f"Header {name!r} contains a line break that is not a fold: {value!r}"
+                )

@@ -214,8 +214,9 @@ class DataEncoder:
     def encode(self, chunk: bytes | bytearray | memoryview) -> bytes:
         """Encode the next chunk of the message; returns the bytes to send."""
         data = bytes(chunk)
-        if self._pending_cr:
+        if self._pending_cr and data:
             # A CR ended the last chunk and was sent as CRLF: an LF here is its partner.
+            # (An empty chunk says nothing about it, so the state waits for real bytes.)
             self._pending_cr = False
             if data[:1] == b"\n":
                 data = data[1:]

@@ -1,0 +1,583 @@
+# cython: language_level=3, embedsignature=True, annotation_typing=False
+# cython: boundscheck=False, wraparound=False, cdivision=True
+"""The protocol core's byte work, compiled: the twin of ``_parser_py``.
+
+``_parser_py`` is the specification; this module must behave identically (same results,
+same exception classes, same messages), only faster. The differential tests in
+``tests/core`` hold the two together. Replies are built as ``fastsmtp.response.
+SMTPResponse`` and errors are ``fastsmtp.errors`` exceptions: no C look-alike types.
+
+Reply grammar (RFC 5321 section 4.2)::
+
+    Reply-line     = *( Reply-code "-" [ textstring ] CRLF )
+                     Reply-code [ SP textstring ] CRLF
+    Reply-code     = %x32-35 %x30-39 %x30-39
+
+DATA encoding (RFC 5321 section 4.5.2 and 2.3.8): every CRLF, bare LF and bare CR
+becomes CRLF; a line starting with "." gets one more "."; the body ends with CRLF, then
+".\\r\\n". See ``_parser_py`` for the reasoning; this file explains only how the C
+loops keep to it.
+"""
+
+import base64
+import binascii
+import hmac
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memchr, memcpy
+
+from .errors import SMTPAuthenticationError, SMTPResponseException
+from .response import SMTPResponse
+
+cdef extern from "Python.h":
+    # Raw-pointer forms, so the output buffer can be filled and then shrunk in place.
+    PyObject* _bytes_new "PyBytes_FromStringAndSize"(const char* v, Py_ssize_t n) except NULL
+    int _PyBytes_Resize(PyObject** string, Py_ssize_t newsize) except -1
+    char* _bytes_data "PyBytes_AS_STRING"(PyObject* string)
+
+__all__ = (
+    "MAX_LINE_LENGTH",
+    "MAX_REPLY_LINES",
+    "MAX_REPLY_SIZE",
+    "NEED_DATA",
+    "DataEncoder",
+    "ReplyParser",
+    "auth_crammd5_verify",
+    "auth_login_encode",
+    "auth_plain_encode",
+    "auth_xoauth2_encode",
+    "encode_data",
+)
+
+MAX_LINE_LENGTH = 8192
+MAX_REPLY_SIZE = 32768
+MAX_REPLY_LINES = 1024
+
+cdef str _TOO_LONG = "Response too long"
+cdef str _MALFORMED = "Malformed SMTP response line: "
+
+# Inputs at least this large are encoded without holding the GIL.
+cdef Py_ssize_t _NOGIL_THRESHOLD = 1 << 20
+
+cdef object _b64decode = base64.b64decode
+cdef object _b2a_base64 = binascii.b2a_base64
+cdef object _binascii_Error = binascii.Error
+cdef object _hmac_digest = hmac.digest
+cdef object _tuple_new = tuple.__new__
+
+# SMTPResponse is a NamedTuple: building it with tuple.__new__ gives the very same object
+# as calling the class, without the generated Python-level __new__. Fall back to the call
+# if the type ever stops being a plain two-field tuple.
+cdef bint _RESPONSE_IS_TUPLE = (
+    isinstance(SMTPResponse, type)
+    and issubclass(SMTPResponse, tuple)
+    and getattr(SMTPResponse, "_fields", None) == ("code", "message")
+)
+
+
+cdef inline object _response(int code, str message):
+    if _RESPONSE_IS_TUPLE:
+        return _tuple_new(SMTPResponse, (code, message))
+    return SMTPResponse(code, message)
+
+
+cdef class _NeedData:
+    """Type of :data:`NEED_DATA`."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by :meth:`ReplyParser.next_reply` while no complete reply is buffered.
+NEED_DATA = _NeedData()
+cdef object _NEED_DATA = NEED_DATA
+
+
+cdef object _malformed(const unsigned char* line, Py_ssize_t length):
+    return SMTPResponseException(
+        -1, _MALFORMED + PyUnicode_DecodeUTF8(<const char*>line, length, "replace")
+    )
+
+
+cdef inline bint _is_strip(unsigned char c) noexcept nogil:
+    # The bytes ``bytes.strip(b" \t\r\n")`` removes.
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+cdef int _grow(char** buf, Py_ssize_t* cap, Py_ssize_t need) except -1:
+    """Make ``*buf`` hold at least ``need`` bytes (amortised doubling)."""
+    cdef Py_ssize_t new_cap
+    cdef char* new_buf
+    if need <= cap[0]:
+        return 0
+    new_cap = cap[0] * 2 if cap[0] else 256
+    if new_cap < need:
+        new_cap = need
+    new_buf = <char*>PyMem_Realloc(buf[0], <size_t>new_cap)
+    if new_buf == NULL:
+        raise MemoryError()
+    buf[0] = new_buf
+    cap[0] = new_cap
+    return 0
+
+
+cdef class ReplyParser:
+    """Incremental SMTP reply parser: feed it bytes, take complete replies out.
+
+    ``feed`` consumes every complete line at once, so memory holds at most one partial
+    line and the lines of one reply in progress. Complete replies queue up in arrival
+    order. The first protocol error is queued behind the replies completed before it;
+    from then on the parser is failed: further input is ignored and ``next_reply``
+    raises that error again (the reply stream can no longer be trusted).
+    """
+
+    # State, C side by side with _parser_py:
+    #   _line/_line_len   the partial line (the tail of the stream after the last LF);
+    #                     always shorter than max_line_length
+    #   _text/_text_len   the texts of the lines of the reply in progress, already joined
+    #                     with "\n" (the reference keeps a list and joins at the end)
+    #   _nlines           how many lines the reply in progress has (0: none in progress)
+    #   _code, _size      its code and its size in bytes, line ends included
+    #   _replies[_head:]  complete replies not yet taken (a list used as a FIFO)
+    #   _error            the error that failed the parser, or None
+    cdef char* _line
+    cdef Py_ssize_t _line_len
+    cdef Py_ssize_t _line_cap
+    cdef char* _text
+    cdef Py_ssize_t _text_len
+    cdef Py_ssize_t _text_cap
+    cdef Py_ssize_t _nlines
+    cdef int _code
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _max_line
+    cdef Py_ssize_t _max_size
+    cdef Py_ssize_t _max_lines
+    cdef list _replies
+    cdef Py_ssize_t _head
+    cdef object _error
+
+    def __init__(
+        self,
+        max_line_length: int = MAX_LINE_LENGTH,
+        max_reply_size: int = MAX_REPLY_SIZE,
+        max_reply_lines: int = MAX_REPLY_LINES,
+    ) -> None:
+        self._max_line = max_line_length
+        self._max_size = max_reply_size
+        self._max_lines = max_reply_lines
+        self._line_len = 0
+        self._text_len = 0
+        self._nlines = 0
+        self._code = -1
+        self._size = 0
+        self._replies = []
+        self._head = 0
+        self._error = None
+
+    def __dealloc__(self):
+        PyMem_Free(self._line)
+        PyMem_Free(self._text)
+
+    @property
+    def pending(self) -> bool:
+        """True while part of a reply (a partial line or unfinished lines) is buffered."""
+        return self._line_len > 0 or self._nlines > 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Consume ``data``: any bytes-like chunk of the reply stream."""
+        cdef Py_buffer view
+        cdef bint ok = True
+        if self._error is not None:
+            return
+        if type(data) is bytes:
+            self._feed(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            return
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except Exception:
+            ok = False
+        if not ok:
+            # Raise exactly what the reference's ``bytearray += data`` raises.
+            scratch = bytearray()
+            scratch += data
+            raise TypeError(f"can't concat {type(data).__name__} to bytearray")
+        try:
+            self._feed(<const unsigned char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def next_reply(self) -> SMTPResponse | _NeedData:
+        """Return the next complete reply, or :data:`NEED_DATA`; raise a queued error."""
+        cdef list replies = self._replies
+        cdef Py_ssize_t head = self._head
+        cdef object reply
+        if head < len(replies):
+            reply = replies[head]
+            head += 1
+            if head == len(replies):
+                del replies[:]
+                head = 0
+            elif head >= 64 and head * 2 >= len(replies):
+                del replies[:head]
+                head = 0
+            else:
+                replies[head - 1] = None
+            self._head = head
+            return reply
+        if self._error is not None:
+            raise self._error
+        return _NEED_DATA
+
+    cdef int _feed(self, const unsigned char* data, Py_ssize_t n) except -1:
+        cdef const unsigned char* p = data
+        cdef const unsigned char* end = data + n
+        cdef const unsigned char* nl
+        cdef Py_ssize_t length
+        cdef Py_ssize_t max_line = self._max_line
+
+        # First finish the partial line left over from earlier chunks, if any.
+        if self._line_len > 0 and p < end:
+            nl = <const unsigned char*>memchr(p, 10, <size_t>(end - p))
+            if nl == NULL:
+                # Still no LF: the same "cannot fit any more" rule as below.
+                if self._line_len + (end - p) >= max_line:
+                    self._fail(SMTPResponseException(-1, _TOO_LONG))
+                    return 0
+                _grow(&self._line, &self._line_cap, self._line_len + (end - p))
+                memcpy(self._line + self._line_len, p, <size_t>(end - p))
+                self._line_len += end - p
+                return 0
+            length = self._line_len + (nl + 1 - p)
+            if length > max_line:
+                self._fail(SMTPResponseException(-1, _TOO_LONG))
+                return 0
+            _grow(&self._line, &self._line_cap, length)
+            memcpy(self._line + self._line_len, p, <size_t>(nl + 1 - p))
+            self._line_len = 0
+            if not self._take_line(<const unsigned char*>self._line, length):
+                return 0
+            p = nl + 1
+
+        # Then every complete line straight out of the input, without copying it.
+        while p < end:
+            nl = <const unsigned char*>memchr(p, 10, <size_t>(end - p))
+            if nl == NULL:
+                # Reject an endless line as soon as it cannot fit, however it is split.
+                if end - p >= max_line:
+                    self._fail(SMTPResponseException(-1, _TOO_LONG))
+                    return 0
+                _grow(&self._line, &self._line_cap, end - p)
+                memcpy(self._line, p, <size_t>(end - p))
+                self._line_len = end - p
+                return 0
+            if nl + 1 - p > max_line:
+                self._fail(SMTPResponseException(-1, _TOO_LONG))
+                return 0
+            if not self._take_line(p, nl + 1 - p):
+                return 0
+            p = nl + 1
+        return 0
+
+    cdef void _fail(self, object exc):
+        self._error = exc
+        self._line_len = 0
+        self._text_len = 0
+        self._nlines = 0
+
+    cdef int _take_line(self, const unsigned char* line, Py_ssize_t length) except -1:
+        """Take one complete line (LF included); 0 if it failed the parser."""
+        cdef Py_ssize_t n = length - 1  # content length without the LF
+        cdef int code
+        cdef Py_ssize_t start, stop
+        cdef str message
+        if n > 0 and line[n - 1] == 13:  # CR before LF
+            n -= 1
+        if (
+            n < 3
+            or not 50 <= line[0] <= 53
+            or not 48 <= line[1] <= 57
+            or not 48 <= line[2] <= 57
+            or (n > 3 and line[3] != 32 and line[3] != 45)
+        ):
+            self._fail(_malformed(line, length))
+            return 0
+        code = (line[0] - 48) * 100 + (line[1] - 48) * 10 + (line[2] - 48)
+        if self._nlines > 0 and code != self._code:
+            self._fail(_malformed(line, length))
+            return 0
+        self._size += length
+        if self._size > self._max_size or self._nlines >= self._max_lines:
+            self._fail(SMTPResponseException(-1, _TOO_LONG))
+            return 0
+        self._code = code
+
+        # The text: everything after the fourth byte, stripped of SP, HT, CR and LF.
+        start = 4 if length > 4 else length
+        stop = length
+        while start < stop and _is_strip(line[start]):
+            start += 1
+        while stop > start and _is_strip(line[stop - 1]):
+            stop -= 1
+
+        if n > 3 and line[3] == 45:  # "-": continuation, keep the text for later
+            _grow(&self._text, &self._text_cap, self._text_len + (stop - start) + 1)
+            if self._nlines > 0:
+                self._text[self._text_len] = 10
+                self._text_len += 1
+            memcpy(self._text + self._text_len, line + start, <size_t>(stop - start))
+            self._text_len += stop - start
+            self._nlines += 1
+            return 1
+
+        if self._nlines == 0:
+            # A one-line reply (the common case): decode straight from the input.
+            message = PyUnicode_DecodeUTF8(
+                <const char*>line + start, stop - start, "surrogateescape"
+            )
+        else:
+            _grow(&self._text, &self._text_cap, self._text_len + (stop - start) + 1)
+            self._text[self._text_len] = 10
+            self._text_len += 1
+            memcpy(self._text + self._text_len, line + start, <size_t>(stop - start))
+            self._text_len += stop - start
+            message = PyUnicode_DecodeUTF8(self._text, self._text_len, "surrogateescape")
+        self._replies.append(_response(code, message))
+        self._text_len = 0
+        self._nlines = 0
+        self._size = 0
+        return 1
+
+
+cdef Py_ssize_t _encode_into(
+    const unsigned char* src,
+    Py_ssize_t n,
+    unsigned char* dst,
+    bint* at_line_start,
+    Py_ssize_t* dots,
+) noexcept nogil:
+    """Normalise line ends to CRLF and dot-stuff ``src[:n]`` into ``dst``.
+
+    ``dst`` must hold ``2 * n`` bytes (every input byte yields at most two). Returns the
+    number of bytes written; ``at_line_start`` is updated for the next chunk and ``dots``
+    counts the stuffed dots. A CR ending ``src`` is written as CRLF: the caller drops an
+    LF that starts the next chunk.
+    """
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t o = 0
+    cdef Py_ssize_t j
+    cdef Py_ssize_t next_cr = -1  # position of the next CR at or after i, n if none
+    cdef Py_ssize_t next_lf = -1  # likewise for LF
+    cdef const void* hit
+    cdef bint line_start = at_line_start[0]
+    cdef Py_ssize_t stuffed = 0
+
+    while i < n:
+        if line_start and src[i] == 46:  # "." at the start of a line: stuff one more
+            dst[o] = 46
+            o += 1
+            stuffed += 1
+        # The next line break: the nearer of the next CR and the next LF. Each search
+        # result is kept until the scan passes it, so each byte is searched once per kind.
+        if next_cr < i:
+            hit = memchr(src + i, 13, <size_t>(n - i))
+            next_cr = (<const unsigned char*>hit - src) if hit != NULL else n
+        if next_lf < i:
+            hit = memchr(src + i, 10, <size_t>(n - i))
+            next_lf = (<const unsigned char*>hit - src) if hit != NULL else n
+        j = next_cr if next_cr < next_lf else next_lf
+        memcpy(dst + o, src + i, <size_t>(j - i))
+        o += j - i
+        if j == n:  # the chunk ends inside a line (j > i here, since i < n)
+            line_start = False
+            break
+        dst[o] = 13
+        dst[o + 1] = 10
+        o += 2
+        if src[j] == 13 and j + 1 < n and src[j + 1] == 10:
+            i = j + 2  # CRLF
+        else:
+            i = j + 1  # bare CR or bare LF
+        line_start = True
+
+    at_line_start[0] = line_start
+    dots[0] += stuffed
+    return o
+
+
+cdef int _get_input(object chunk, Py_buffer* view) except -1:
+    """Fill ``view`` with the bytes the reference's ``bytes(chunk)`` would give."""
+    if type(chunk) is bytearray or type(chunk) is memoryview:
+        try:
+            PyObject_GetBuffer(chunk, view, PyBUF_SIMPLE)
+            return 0
+        except BufferError:
+            pass  # a non-contiguous memoryview: let bytes() lay it out
+    PyObject_GetBuffer(bytes(chunk), view, PyBUF_SIMPLE)
+    return 0
+
+
+cdef object _encode_buffer(
+    const unsigned char* src,
+    Py_ssize_t n,
+    bint* at_line_start,
+    Py_ssize_t* dots,
+    bint close,
+):
+    """Encode ``src[:n]`` into a new bytes object; with ``close`` also end the data."""
+    cdef PyObject* raw = _bytes_new(NULL, 2 * n + 5)
+    cdef unsigned char* dst = <unsigned char*>_bytes_data(raw)
+    cdef Py_ssize_t o
+    cdef object out
+    if n >= _NOGIL_THRESHOLD:
+        with nogil:
+            o = _encode_into(src, n, dst, at_line_start, dots)
+    else:
+        o = _encode_into(src, n, dst, at_line_start, dots)
+    if close:
+        if n == 0 or not at_line_start[0]:
+            dst[o] = 13
+            dst[o + 1] = 10
+            o += 2
+            at_line_start[0] = True
+        dst[o] = 46
+        dst[o + 1] = 13
+        dst[o + 2] = 10
+        o += 3
+    _PyBytes_Resize(&raw, o)  # shrinks in place; on failure raw is freed and NULL
+    out = <object>raw
+    Py_DECREF(out)  # drop the reference the raw pointer held; ``out`` keeps its own
+    return out
+
+
+cdef class DataEncoder:
+    """Streaming DATA encoder: ``encode`` each chunk, then ``finish`` once.
+
+    For every split of an input, the concatenated output equals ``encode_data(input)``.
+    State carried across chunks: whether the last chunk ended in CR (its LF may start the
+    next chunk) and whether the output is at the start of a line (a "." there is stuffed).
+    """
+
+    cdef bint _pending_cr
+    cdef bint _at_line_start
+    cdef bint _empty
+    cdef Py_ssize_t _size
+
+    def __init__(self) -> None:
+        self._pending_cr = False
+        self._at_line_start = True
+        self._empty = True
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        """Octets of normalised message emitted so far (CRLF line ends, no dot-stuffing)."""
+        return self._size
+
+    def encode(self, chunk: bytes | bytearray | memoryview) -> bytes:
+        """Encode the next chunk of the message; returns the bytes to send."""
+        cdef Py_buffer view
+        if type(chunk) is bytes:
+            return self._encode(
+                <const unsigned char*>PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk)
+            )
+        _get_input(chunk, &view)
+        try:
+            return self._encode(<const unsigned char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef object _encode(self, const unsigned char* src, Py_ssize_t n):
+        cdef Py_ssize_t dots = 0
+        cdef object out
+        if self._pending_cr and n > 0:
+            # A CR ended the last chunk and was sent as CRLF: an LF here is its partner.
+            # (An empty chunk says nothing about it, so the state waits for real bytes.)
+            self._pending_cr = False
+            if src[0] == 10:
+                src += 1
+                n -= 1
+        if n == 0:
+            return b""
+        self._empty = False
+        self._pending_cr = src[n - 1] == 13
+        out = _encode_buffer(src, n, &self._at_line_start, &dots, False)
+        self._size += PyBytes_GET_SIZE(out) - dots
+        return out
+
+    def finish(self) -> bytes:
+        """Close the message: the final CRLF if missing, then the end-of-data line."""
+        if self._empty or not self._at_line_start:
+            self._empty = False
+            self._at_line_start = True
+            self._size += 2
+            return b"\r\n.\r\n"
+        return b".\r\n"
+
+
+def encode_data(data: bytes | bytearray | memoryview) -> bytes:
+    """Encode a whole DATA payload in one pass: CRLF line ends, dot-stuffing, "." line."""
+    cdef Py_buffer view
+    cdef bint at_line_start = True
+    cdef Py_ssize_t dots = 0
+    if type(data) is bytes:
+        return _encode_buffer(
+            <const unsigned char*>PyBytes_AS_STRING(data),
+            PyBytes_GET_SIZE(data),
+            &at_line_start,
+            &dots,
+            True,
+        )
+    _get_input(data, &view)
+    try:
+        return _encode_buffer(
+            <const unsigned char*>view.buf, view.len, &at_line_start, &dots, True
+        )
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef object _to_bytes(object value):
+    # aiosmtplib 5.1.3 accepts str (UTF-8 encoded) and bytes only.
+    if isinstance(value, bytes):
+        return value
+    return value.encode("utf-8")
+
+
+cdef inline object _b64(object data):
+    return _b2a_base64(data, newline=False)
+
+
+def auth_plain_encode(username: str | bytes, password: str | bytes, /) -> bytes:
+    """AUTH PLAIN initial response (RFC 4616): base64 of NUL username NUL password."""
+    return _b64(b"\0" + _to_bytes(username) + b"\0" + _to_bytes(password))
+
+
+def auth_login_encode(username: str | bytes, password: str | bytes, /) -> tuple[bytes, bytes]:
+    """AUTH LOGIN responses: the base64 username and the base64 password."""
+    return _b64(_to_bytes(username)), _b64(_to_bytes(password))
+
+
+def auth_crammd5_verify(
+    username: str | bytes, password: str | bytes, challenge: str | bytes, /
+) -> bytes:
+    """CRAM-MD5 response (RFC 2195): base64 of username, SP, hex HMAC-MD5 of the challenge."""
+    try:
+        decoded = _b64decode(_to_bytes(challenge), validate=True)
+    except _binascii_Error:
+        raise SMTPAuthenticationError(
+            334, f"Invalid CRAM-MD5 challenge from server: {challenge!r}"
+        ) from None
+    digest = _hmac_digest(_to_bytes(password), decoded, "md5").hex()
+    return _b64(_to_bytes(username) + b" " + digest.encode("ascii"))
+
+
+def auth_xoauth2_encode(username: str | bytes, access_token: str | bytes, /) -> bytes:
+    """XOAUTH2 initial response: base64 of "user=" u ^A "auth=Bearer " token ^A ^A."""
+    return _b64(
+        b"user=" + _to_bytes(username) + b"\x01auth=Bearer " + _to_bytes(access_token) + b"\x01\x01"
+    )

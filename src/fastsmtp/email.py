@@ -50,9 +50,7 @@ def parse_address(address: str) -> str:
         if quoted is not None:
             rest = parsed[quoted.end() :]
     if any(char.isspace() or char in _SMTP_UNSAFE for char in rest):
-        raise ValueError(
-            f"Address {parsed!r} contains characters not permitted in an SMTP mailbox"
-        )
+        raise ValueError(f"Address {parsed!r} contains characters not permitted in an SMTP mailbox")
     return parsed
 
 
@@ -114,9 +112,7 @@ def _has_resent_block(message: email.message.Message) -> bool:
     return True
 
 
-def extract_sender(
-    message: email.message.EmailMessage | email.message.Message, /
-) -> str | None:
+def extract_sender(message: email.message.EmailMessage | email.message.Message, /) -> str | None:
     """Return the sender address (``Sender``, else ``From``; their ``Resent-`` forms when
     the message has a Resent- block), or ``None`` when there is none."""
     if _has_resent_block(message):
@@ -130,9 +126,7 @@ def extract_sender(
     return addresses[0] if addresses else None
 
 
-def extract_recipients(
-    message: email.message.EmailMessage | email.message.Message, /
-) -> list[str]:
+def extract_recipients(message: email.message.EmailMessage | email.message.Message, /) -> list[str]:
     """Return every address of ``To``, ``Cc`` and ``Bcc`` (or of ``Resent-To``,
     ``Resent-Cc`` and ``Resent-Bcc`` when the message has a Resent- block), in that order."""
     if _has_resent_block(message):
@@ -154,7 +148,7 @@ def extract_recipients(
 
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|\Z)")
 _FIELD_NAME = re.compile(rb"[!-9;-~]+:")
-_BAD_BREAK = re.compile(r"(?:\r\n|\r|\n)(?![ \t])")
+_BAD_BREAK = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?![ \t])")
 
 
 def check_header_block(flat: bytes) -> None:

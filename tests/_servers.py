@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -247,7 +248,11 @@ class _Handler:
         self.recorder = recorder
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
         responses: list[str],
     ) -> list[str]:
         cfg = self.config
@@ -261,16 +266,18 @@ class _Handler:
             drop.add("8BITMIME")
         if cfg.size is None:
             drop.add("SIZE")
-        keywords = [
-            r[4:] for r in responses[1:-1] if r[4:].split(" ")[0].upper() not in drop
-        ]
+        keywords = [r[4:] for r in responses[1:-1] if r[4:].split(" ")[0].upper() not in drop]
         keywords += list(cfg.extra_ehlo_tls if _is_tls(server.transport) else cfg.extra_ehlo)
         keywords.append("HELP")
         lines = [SERVER_NAME, *keywords]
         return [f"250-{k}" for k in lines[:-1]] + [f"250 {lines[-1]}"]
 
     async def handle_MAIL(
-        self, server: _RecordingSMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: _RecordingSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         mail_options: list[str],
     ) -> str:
         refusal = self.config.refuse_senders.get(address)
@@ -281,7 +288,11 @@ class _Handler:
         return "250 2.1.0 Sender OK"
 
     async def handle_RCPT(
-        self, server: _RecordingSMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: _RecordingSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         refusal = self.config.refuse_recipients.get(address)
@@ -315,7 +326,11 @@ class _Handler:
     # --- AUTH ------------------------------------------------------------------------------
 
     def authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        mechanism: str,
         auth_data: Any,
     ) -> AuthResult:
         assert isinstance(auth_data, LoginPassword)
@@ -323,7 +338,7 @@ class _Handler:
             auth_data.login, auth_data.password
         )
         self._record(mechanism, auth_data.login, ok)
-        return AuthResult(success=ok, auth_data=auth_data)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def _check(self, login: bytes, password: bytes) -> bool:
         for user, pw in self.config.users.items():
@@ -353,7 +368,7 @@ class _Handler:
             for user, pw in self.config.users.items()
         )
         self._record("CRAM-MD5", login, ok)
-        return AuthResult(success=ok, auth_data=LoginPassword(login, b""))
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(login, b""))
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         if len(args) != 2:
@@ -364,9 +379,7 @@ class _Handler:
         except ValueError:
             await server.push("501 5.5.2 Can't decode base64")
             return AuthResult(success=False, handled=True)
-        fields = dict(
-            part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part
-        )
+        fields = dict(part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part)
         login = fields.get(b"user")
         ok = "XOAUTH2" not in self.config.broken_mechanisms and any(
             login == user.encode() and fields.get(b"auth") == b"Bearer " + token.encode()
@@ -378,7 +391,7 @@ class _Handler:
             error = json.dumps({"status": "401", "schemes": "bearer"}).encode()
             if await server.challenge_auth(error) is MISSING:
                 return AuthResult(success=False, handled=True)
-        return AuthResult(success=ok, auth_data=LoginPassword(login or b"", b""))
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(login or b"", b""))
 
 
 class _TCPController(Controller):
@@ -629,10 +642,8 @@ class ScriptedServer:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for writer in self._writers:
-            try:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
-            except (OSError, asyncio.CancelledError):
-                pass
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

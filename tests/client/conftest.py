@@ -6,6 +6,7 @@ pytest-asyncio); servers run in their own threads and are always stopped at tear
 
 from __future__ import annotations
 
+import gc
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,14 @@ import pytest
 import trustme
 
 from tests._servers import RecordingServer, ServerConfig
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect garbage after each test so a leaked socket is reported by the test that leaked
+    it (as a ResourceWarning turned error), not by whichever test happens to run a GC later."""
+    yield
+    gc.collect()
 
 
 @dataclass

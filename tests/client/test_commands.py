@@ -22,7 +22,8 @@ MESSAGE = b"Subject: hi\r\n\r\nHello there.\r\n"
 
 
 def client_for(server: RecordingServer, **kwargs: object) -> SMTP:
-    return SMTP(hostname=server.host, port=server.port, timeout=5, **kwargs)  # type: ignore[arg-type]
+    kwargs.setdefault("timeout", 5)
+    return SMTP(hostname=server.host, port=server.port, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_connect_ehlo_sendmail_quit(smtpd: RecordingServer) -> None:

@@ -1,0 +1,340 @@
+"""fastsmtp's public surface is aiosmtplib 5.1.3's (compat-api.md §1-§5), checked mechanically.
+
+What is compared, for each module of the compat-api.md §1 table:
+
+* ``__all__`` as a set of names;
+* every public function, class, public method and property: parameter names, kinds and
+  defaults exactly (defaults by value; the ``Default.token`` sentinel by its name);
+* annotations after evaluation, in a canonical form that ignores spelling only: a class counts
+  by its qualified name (``fastsmtp.response.SMTPResponse`` == ``aiosmtplib.response...``),
+  ``X | None`` == ``Optional[X]``, union members as a set, forward references resolved, and
+  ``Literal[Default.token]`` == ``Default`` (both spell "the not-given sentinel");
+* exception MROs (class names) and ``args``/attribute behaviour; ``SMTPStatus`` members;
+  ``SMTP.AUTH_METHODS``, the port constants and ``DEFAULT_TIMEOUT``.
+
+Deliberate differences are listed in ``ADDED_KEYWORD_ONLY`` / ``DIFFERENT_METADATA`` with the
+reason. An added parameter must be keyword-only and have a default, and must be listed.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import os
+import typing
+from types import ModuleType, UnionType
+from typing import Any
+
+import aiosmtplib
+import pytest
+
+import fastsmtp
+
+MODULES = ["", "api", "smtp", "auth", "email", "errors", "esmtp", "response", "status", "typing"]
+
+# (qualified name) -> {added keyword-only parameter: reason}
+_INSECURE_AUTH = (
+    "security.md §3: AUTH is refused on plaintext non-loopback channels unless the caller "
+    "opts in; default keeps credentials safe"
+)
+ADDED_KEYWORD_ONLY: dict[str, dict[str, str]] = {
+    "SMTP.__init__": {"allow_insecure_auth": _INSECURE_AUTH},
+    "SMTP.connect": {"allow_insecure_auth": _INSECURE_AUTH},
+    "send": {"allow_insecure_auth": _INSECURE_AUTH},
+}
+
+# Top-level metadata that names the package, not the API.
+DIFFERENT_METADATA = {
+    "__title__": "the package is called fastsmtp",
+    "__version__": "fastsmtp has its own version",
+    "__author__": "different authors",
+    "__copyright__": "different authors",
+}
+
+
+def _module(package: str, name: str) -> ModuleType:
+    return importlib.import_module(f"{package}.{name}" if name else package)
+
+
+# --- canonical annotations -----------------------------------------------------------------
+
+
+def _is_default_type(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, enum.Enum) and obj.__name__ == "Default"
+
+
+def canonical(annotation: Any) -> Any:
+    """A spelling-independent form of an evaluated annotation (see the module docstring)."""
+    if annotation is inspect.Parameter.empty:
+        return "<empty>"
+    if annotation is None or annotation is type(None):
+        return "None"
+    if isinstance(annotation, typing.ForwardRef):
+        return canonical(eval(annotation.__forward_arg__, {"os": os}))
+    if isinstance(annotation, str):
+        return annotation.replace(" ", "").replace("fastsmtp.", "aiosmtplib.")
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union or isinstance(annotation, UnionType):
+        return ("Union", frozenset(canonical(arg) for arg in args))
+    if origin is typing.Literal:
+        if all(isinstance(arg, enum.Enum) and type(arg).__name__ == "Default" for arg in args):
+            return "Default"
+        return ("Literal", tuple(repr(arg) for arg in args))
+    if _is_default_type(annotation):
+        return "Default"
+    if origin is not None:
+        return (canonical(origin), tuple(canonical(arg) for arg in args))
+    if isinstance(annotation, list):
+        return tuple(canonical(arg) for arg in annotation)
+    if annotation is Ellipsis:
+        return "..."
+    if isinstance(annotation, type):
+        module = annotation.__module__.replace("fastsmtp", "aiosmtplib")
+        return f"{module}.{annotation.__qualname__}"
+    return repr(annotation).replace("fastsmtp", "aiosmtplib")
+
+
+def canonical_default(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
+    return value
+
+
+def signature(func: Any) -> inspect.Signature:
+    try:
+        return inspect.signature(func, eval_str=True)
+    except (NameError, TypeError, AttributeError):
+        return inspect.signature(func)
+
+
+def assert_same_signature(qualname: str, theirs_func: Any, ours_func: Any) -> None:
+    theirs = signature(theirs_func)
+    ours = signature(ours_func)
+    allowed = ADDED_KEYWORD_ONLY.get(qualname, {})
+    ours_params = dict(ours.parameters)
+    for name, param in list(ours_params.items()):
+        if name not in theirs.parameters:
+            assert name in allowed, f"{qualname}: unlisted extra parameter {name!r}"
+            assert param.kind is inspect.Parameter.KEYWORD_ONLY, f"{qualname}: {name}"
+            assert param.default is not inspect.Parameter.empty, f"{qualname}: {name}"
+            del ours_params[name]
+    for name in allowed:
+        assert name in ours.parameters, f"{qualname}: listed extra {name!r} does not exist"
+
+    def shape(params: dict[str, inspect.Parameter]) -> list[tuple[Any, ...]]:
+        return [
+            (p.name, p.kind, canonical_default(p.default), canonical(p.annotation))
+            for p in params.values()
+        ]
+
+    assert shape(ours_params) == shape(dict(theirs.parameters)), qualname
+    assert canonical(ours.return_annotation) == canonical(theirs.return_annotation), qualname
+
+
+# --- modules and names ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_all(name: str) -> None:
+    theirs = _module("aiosmtplib", name)
+    ours = _module("fastsmtp", name)
+    assert set(ours.__all__) == set(theirs.__all__)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_public_functions_and_classes(name: str) -> None:
+    theirs = _module("aiosmtplib", name)
+    ours = _module("fastsmtp", name)
+    for attr in theirs.__all__:
+        their_obj = getattr(theirs, attr)
+        our_obj = getattr(ours, attr)
+        if inspect.isfunction(their_obj):
+            # compiled (Cython) functions are not ``FunctionType`` but must be callables
+            assert callable(our_obj) and not inspect.isclass(our_obj), attr
+            assert inspect.iscoroutinefunction(our_obj) == inspect.iscoroutinefunction(their_obj), (
+                attr
+            )
+            assert_same_signature(attr, their_obj, our_obj)
+        elif inspect.isclass(their_obj):
+            assert inspect.isclass(our_obj), attr
+
+
+def test_canonical_annotations_are_not_vacuous() -> None:
+    assert canonical(str | None) == canonical(typing.Optional[str])  # noqa: UP045
+    assert canonical(str | None) != canonical(str)
+    assert canonical(str | int) != canonical(str | bytes)
+    assert canonical(list[str]) != canonical(tuple[str])
+    assert canonical(aiosmtplib.SMTPResponse) == canonical(fastsmtp.SMTPResponse)
+    assert canonical(aiosmtplib.SMTPResponse) != canonical(aiosmtplib.SMTPStatus)
+
+
+def test_email_extract_addresses_signature() -> None:
+    import aiosmtplib.email
+
+    import fastsmtp.email
+
+    assert_same_signature(
+        "extract_addresses", aiosmtplib.email.extract_addresses, fastsmtp.email.extract_addresses
+    )
+
+
+def test_metadata() -> None:
+    assert fastsmtp.__license__ == aiosmtplib.__license__ == "MIT"
+    for attr, reason in DIFFERENT_METADATA.items():
+        assert isinstance(getattr(fastsmtp, attr), str), reason
+    assert fastsmtp.__title__ == "fastsmtp"
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+
+def _public_members(cls: type) -> dict[str, Any]:
+    return {
+        name: inspect.getattr_static(cls, name)
+        for name in dir(cls)
+        if not name.startswith("_") or name in ("__init__", "__aenter__", "__aexit__")
+    }
+
+
+def test_smtp_members() -> None:
+    import aiosmtplib.smtp
+
+    import fastsmtp.smtp
+
+    theirs = _public_members(aiosmtplib.smtp.SMTP)
+    ours = _public_members(fastsmtp.smtp.SMTP)
+    missing = sorted(set(theirs) - set(ours))
+    assert not missing, f"SMTP lacks {missing}"
+    for name, their_member in theirs.items():
+        our_member = ours[name]
+        qualname = f"SMTP.{name}"
+        if isinstance(their_member, property):
+            assert isinstance(our_member, property), qualname
+            assert (our_member.fset is None) == (their_member.fset is None), qualname
+        elif inspect.isfunction(their_member):
+            assert inspect.isfunction(our_member), qualname
+            assert inspect.iscoroutinefunction(our_member) == inspect.iscoroutinefunction(
+                their_member
+            ), qualname
+            assert_same_signature(qualname, their_member, our_member)
+        elif isinstance(their_member, (staticmethod, classmethod)):
+            assert type(our_member) is type(their_member), qualname
+    assert fastsmtp.smtp.SMTP.AUTH_METHODS == aiosmtplib.smtp.SMTP.AUTH_METHODS
+    assert fastsmtp.smtp.SMTP.AUTH_METHODS == ("cram-md5", "plain", "login")
+
+
+def test_smtp_constants() -> None:
+    import aiosmtplib.smtp
+
+    import fastsmtp.smtp
+
+    for name in ("SMTP_PORT", "SMTP_TLS_PORT", "SMTP_STARTTLS_PORT", "DEFAULT_TIMEOUT"):
+        assert getattr(fastsmtp.smtp, name) == getattr(aiosmtplib.smtp, name), name
+    assert (fastsmtp.smtp.SMTP_PORT, fastsmtp.smtp.SMTP_TLS_PORT) == (25, 465)
+    assert (fastsmtp.smtp.SMTP_STARTTLS_PORT, fastsmtp.smtp.DEFAULT_TIMEOUT) == (587, 60)
+
+
+def test_smtp_instance_attributes() -> None:
+    import aiosmtplib.smtp
+
+    import fastsmtp.smtp
+
+    theirs = aiosmtplib.smtp.SMTP(hostname="h", port=2525, local_hostname="me")
+    ours = fastsmtp.smtp.SMTP(hostname="h", port=2525, local_hostname="me")
+    public = [n for n in vars(theirs) if not n.startswith("_") and n != "loop"]
+    for name in [*public, "last_ehlo_response", "is_connected", "supported_auth_methods"]:
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.is_ehlo_or_helo_needed == theirs.is_ehlo_or_helo_needed
+
+
+# --- exceptions ----------------------------------------------------------------------------
+
+EXCEPTION_ARGS: dict[str, tuple[Any, ...]] = {
+    "SMTPException": ("boom",),
+    "SMTPServerDisconnected": ("gone",),
+    "SMTPConnectError": ("refused",),
+    "SMTPTimeoutError": ("slow",),
+    "SMTPConnectTimeoutError": ("slow connect",),
+    "SMTPReadTimeoutError": ("slow read",),
+    "SMTPNotSupported": ("nope",),
+    "SMTPResponseException": (550, "no"),
+    "SMTPConnectResponseError": (554, "go away"),
+    "SMTPHeloError": (501, "bad helo"),
+    "SMTPDataError": (554, "bad data"),
+    "SMTPAuthenticationError": (535, "bad creds"),
+    "SMTPSenderRefused": (550, "bad sender", "s@x"),
+    "SMTPRecipientRefused": (550, "bad rcpt", "r@x"),
+}
+
+
+def _mro_names(cls: type) -> list[str]:
+    return [
+        f"{k.__module__.replace('fastsmtp', 'aiosmtplib')}.{k.__qualname__}" for k in cls.__mro__
+    ]
+
+
+def _exception_view(exc: BaseException) -> dict[str, Any]:
+    view: dict[str, Any] = {"args": exc.args, "str": str(exc)}
+    for attr in ("message", "code", "sender", "recipient"):
+        view[attr] = getattr(exc, attr, "<missing>")
+    view["recipients"] = [(r.code, r.message, r.recipient) for r in getattr(exc, "recipients", [])]
+    view["has_message"] = hasattr(exc, "message")
+    return view
+
+
+@pytest.mark.parametrize("name", sorted(aiosmtplib.errors.__all__))
+def test_exception(name: str) -> None:
+    import fastsmtp.errors
+
+    theirs_cls = getattr(aiosmtplib.errors, name)
+    ours_cls = getattr(fastsmtp.errors, name)
+    assert _mro_names(ours_cls) == _mro_names(theirs_cls)
+    assert getattr(fastsmtp, name) is ours_cls
+    if name == "SMTPRecipientsRefused":
+        theirs = theirs_cls([aiosmtplib.errors.SMTPRecipientRefused(550, "x", "a@b")])
+        ours = ours_cls([fastsmtp.errors.SMTPRecipientRefused(550, "x", "a@b")])
+        assert _exception_view(ours)["recipients"] == _exception_view(theirs)["recipients"]
+        assert hasattr(ours, "message") == hasattr(theirs, "message")
+        return
+    args = EXCEPTION_ARGS[name]
+    assert _exception_view(ours_cls(*args)) == _exception_view(theirs_cls(*args))
+    assert_same_signature(f"{name}.__init__", theirs_cls.__init__, ours_cls.__init__)
+
+
+# --- status, typing, response --------------------------------------------------------------
+
+
+def test_smtp_status() -> None:
+    import aiosmtplib.status
+
+    import fastsmtp.status
+    import fastsmtp.typing
+
+    theirs = {m.name: m.value for m in aiosmtplib.typing.SMTPStatus}
+    ours = {m.name: m.value for m in fastsmtp.typing.SMTPStatus}
+    assert ours == theirs
+    assert fastsmtp.status.SMTPStatus is fastsmtp.typing.SMTPStatus is fastsmtp.SMTPStatus
+    assert aiosmtplib.status.SMTPStatus is aiosmtplib.typing.SMTPStatus
+
+
+def test_typing_default_sentinel() -> None:
+    import aiosmtplib.typing
+
+    import fastsmtp.typing
+
+    assert [m.name for m in fastsmtp.typing.Default] == [m.name for m in aiosmtplib.typing.Default]
+    assert fastsmtp.typing._default is fastsmtp.typing.Default.token
+    assert typing.get_args(fastsmtp.typing.SMTPTokenGenerator) == typing.get_args(
+        aiosmtplib.typing.SMTPTokenGenerator
+    )
+
+
+def test_response() -> None:
+    import fastsmtp.response
+
+    theirs = aiosmtplib.response.SMTPResponse(250, "OK")
+    ours = fastsmtp.response.SMTPResponse(250, "OK")
+    assert ours._fields == theirs._fields
+    assert (repr(ours), str(ours), tuple(ours)) == (repr(theirs), str(theirs), tuple(theirs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .api import send
 from .errors import (
     SMTPAuthenticationError,
     SMTPConnectError,
@@ -20,6 +21,7 @@ from .errors import (
     SMTPTimeoutError,
 )
 from .response import SMTPResponse
+from .smtp import SMTP
 from .typing import SMTPStatus, SMTPTokenGenerator
 
 __title__ = "fastsmtp"
@@ -29,22 +31,24 @@ __license__ = "MIT"
 __copyright__ = "Copyright 2026 fastsmtp developers"
 
 __all__ = (
+    "send",
+    "SMTP",
+    "SMTPResponse",
+    "SMTPStatus",
+    "SMTPTokenGenerator",
     "SMTPAuthenticationError",
     "SMTPConnectError",
-    "SMTPConnectResponseError",
-    "SMTPConnectTimeoutError",
     "SMTPDataError",
     "SMTPException",
     "SMTPHeloError",
     "SMTPNotSupported",
-    "SMTPReadTimeoutError",
     "SMTPRecipientRefused",
     "SMTPRecipientsRefused",
-    "SMTPResponse",
     "SMTPResponseException",
     "SMTPSenderRefused",
     "SMTPServerDisconnected",
-    "SMTPStatus",
     "SMTPTimeoutError",
-    "SMTPTokenGenerator",
+    "SMTPConnectTimeoutError",
+    "SMTPReadTimeoutError",
+    "SMTPConnectResponseError",
 )

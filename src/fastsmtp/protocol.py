@@ -150,9 +150,7 @@ class SMTPProtocol(asyncio.Protocol):
     @property
     def is_tls(self) -> bool:
         """True if the transport is encrypted."""
-        return self.transport is not None and (
-            self.transport.get_extra_info("sslcontext") is not None
-        )
+        return self.transport is not None and self.is_tls_transport(self.transport)
 
     # -- I/O for the client ------------------------------------------------------------
 
@@ -349,8 +347,21 @@ class SMTPProtocol(asyncio.Protocol):
     def _close_transport(self) -> None:
         self._closed = True
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None:
+            return
+        if self.is_tls_transport(transport):
+            # A TLS close waits for the peer's close_notify (up to 30 s) before the
+            # socket is released. SMTP has its own end marker (the 221 to QUIT, or an
+            # error that ends the session), so there is nothing a truncation attack
+            # could cut short: release the socket now.
+            transport.abort()  # type: ignore[attr-defined]
+        elif not transport.is_closing():
             transport.close()
+
+    @staticmethod
+    def is_tls_transport(transport: asyncio.BaseTransport) -> bool:
+        """True if ``transport`` is encrypted."""
+        return transport.get_extra_info("sslcontext") is not None
 
     def _raise_if_unusable(self) -> None:
         transport = self.transport

@@ -449,10 +449,10 @@ class SMTP(AuthMixin):
 
     def close(self) -> None:
         """Close the connection (no QUIT) and forget the server's state. Idempotent."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
         if self.protocol is not None:
             self.protocol.close()
+        elif self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
         if self._connect_lock.locked():
             self._connect_lock.release()
         self.protocol = None

@@ -24,7 +24,7 @@ import binascii
 import hmac
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
@@ -61,8 +61,10 @@ MAX_REPLY_LINES = 1024
 cdef str _TOO_LONG = "Response too long"
 cdef str _MALFORMED = "Malformed SMTP response line: "
 
-# Inputs at least this large are encoded without holding the GIL.
-cdef Py_ssize_t _NOGIL_THRESHOLD = 1 << 20
+# Immutable (bytes) inputs at least this large are encoded without holding the GIL.
+cdef Py_ssize_t _NOGIL_INPUT = 1 << 20
+# Immutable inputs at least this large are sized exactly before they are encoded.
+cdef Py_ssize_t _BIG_INPUT = 4 << 20
 
 cdef object _b64decode = base64.b64decode
 cdef object _b2a_base64 = binascii.b2a_base64
@@ -409,8 +411,43 @@ cdef Py_ssize_t _encode_into(
     return o
 
 
+cdef Py_ssize_t _encoded_size(
+    const unsigned char* src, Py_ssize_t n, bint line_start
+) noexcept nogil:
+    """The number of bytes ``_encode_into`` will write for ``src[:n]`` (same walk, no copy)."""
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t o = 0
+    cdef Py_ssize_t j
+    cdef Py_ssize_t next_cr = -1
+    cdef Py_ssize_t next_lf = -1
+    cdef const void* hit
+    while i < n:
+        if line_start and src[i] == 46:
+            o += 1
+        if next_cr < i:
+            hit = memchr(src + i, 13, <size_t>(n - i))
+            next_cr = (<const unsigned char*>hit - src) if hit != NULL else n
+        if next_lf < i:
+            hit = memchr(src + i, 10, <size_t>(n - i))
+            next_lf = (<const unsigned char*>hit - src) if hit != NULL else n
+        j = next_cr if next_cr < next_lf else next_lf
+        o += j - i
+        if j == n:
+            break
+        o += 2
+        if src[j] == 13 and j + 1 < n and src[j + 1] == 10:
+            i = j + 2
+        else:
+            i = j + 1
+        line_start = True
+    return o
+
+
 cdef int _get_input(object chunk, Py_buffer* view) except -1:
-    """Fill ``view`` with the bytes the reference's ``bytes(chunk)`` would give."""
+    """Fill ``view`` with the bytes the reference's ``bytes(chunk)`` would give.
+
+    Returns 1 if the buffer belongs to a bytes object (immutable), else 0.
+    """
     if type(chunk) is bytearray or type(chunk) is memoryview:
         try:
             PyObject_GetBuffer(chunk, view, PyBUF_SIMPLE)
@@ -418,7 +455,7 @@ cdef int _get_input(object chunk, Py_buffer* view) except -1:
         except BufferError:
             pass  # a non-contiguous memoryview: let bytes() lay it out
     PyObject_GetBuffer(bytes(chunk), view, PyBUF_SIMPLE)
-    return 0
+    return 1
 
 
 cdef object _encode_buffer(
@@ -427,17 +464,37 @@ cdef object _encode_buffer(
     bint* at_line_start,
     Py_ssize_t* dots,
     bint close,
+    bint immutable,
 ):
-    """Encode ``src[:n]`` into a new bytes object; with ``close`` also end the data."""
-    cdef PyObject* raw = _bytes_new(NULL, 2 * n + 5)
-    cdef unsigned char* dst = <unsigned char*>_bytes_data(raw)
+    """Encode ``src[:n]`` into a new bytes object; with ``close`` also end the data.
+
+    ``immutable`` says ``src`` belongs to a bytes object. Only then is the GIL released
+    or the output sized exactly by a first pass: a bytearray could change between the
+    passes, while the 2n bound holds for any content.
+    """
+    cdef PyObject* raw
+    cdef unsigned char* dst
     cdef Py_ssize_t o
+    cdef Py_ssize_t capacity
     cdef object out
-    if n >= _NOGIL_THRESHOLD:
+    if immutable and n >= _BIG_INPUT:
+        # Allocating the 2n worst case and shrinking afterwards makes the allocator hand
+        # out fresh pages for huge outputs every time; the page faults cost more than a
+        # read-only sizing pass.
+        with nogil:
+            capacity = _encoded_size(src, n, at_line_start[0]) + 5
+        raw = _bytes_new(NULL, capacity)
+        dst = <unsigned char*>_bytes_data(raw)
         with nogil:
             o = _encode_into(src, n, dst, at_line_start, dots)
     else:
-        o = _encode_into(src, n, dst, at_line_start, dots)
+        raw = _bytes_new(NULL, 2 * n + 5)  # every input byte yields at most two
+        dst = <unsigned char*>_bytes_data(raw)
+        if immutable and n >= _NOGIL_INPUT:
+            with nogil:
+                o = _encode_into(src, n, dst, at_line_start, dots)
+        else:
+            o = _encode_into(src, n, dst, at_line_start, dots)
     if close:
         if n == 0 or not at_line_start[0]:
             dst[o] = 13
@@ -481,17 +538,18 @@ cdef class DataEncoder:
     def encode(self, chunk: bytes | bytearray | memoryview) -> bytes:
         """Encode the next chunk of the message; returns the bytes to send."""
         cdef Py_buffer view
+        cdef bint immutable
         if type(chunk) is bytes:
             return self._encode(
-                <const unsigned char*>PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk)
+                <const unsigned char*>PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk), True
             )
-        _get_input(chunk, &view)
+        immutable = _get_input(chunk, &view)
         try:
-            return self._encode(<const unsigned char*>view.buf, view.len)
+            return self._encode(<const unsigned char*>view.buf, view.len, immutable)
         finally:
             PyBuffer_Release(&view)
 
-    cdef object _encode(self, const unsigned char* src, Py_ssize_t n):
+    cdef object _encode(self, const unsigned char* src, Py_ssize_t n, bint immutable):
         cdef Py_ssize_t dots = 0
         cdef object out
         if self._pending_cr and n > 0:
@@ -505,7 +563,7 @@ cdef class DataEncoder:
             return b""
         self._empty = False
         self._pending_cr = src[n - 1] == 13
-        out = _encode_buffer(src, n, &self._at_line_start, &dots, False)
+        out = _encode_buffer(src, n, &self._at_line_start, &dots, False, immutable)
         self._size += PyBytes_GET_SIZE(out) - dots
         return out
 
@@ -524,6 +582,7 @@ def encode_data(data: bytes | bytearray | memoryview) -> bytes:
     cdef Py_buffer view
     cdef bint at_line_start = True
     cdef Py_ssize_t dots = 0
+    cdef bint immutable
     if type(data) is bytes:
         return _encode_buffer(
             <const unsigned char*>PyBytes_AS_STRING(data),
@@ -531,11 +590,12 @@ def encode_data(data: bytes | bytearray | memoryview) -> bytes:
             &at_line_start,
             &dots,
             True,
+            True,
         )
-    _get_input(data, &view)
+    immutable = _get_input(data, &view)
     try:
         return _encode_buffer(
-            <const unsigned char*>view.buf, view.len, &at_line_start, &dots, True
+            <const unsigned char*>view.buf, view.len, &at_line_start, &dots, True, immutable
         )
     finally:
         PyBuffer_Release(&view)

@@ -90,6 +90,30 @@ def test_large_input(impl: ModuleType) -> None:
     assert out == (b"..dotted line\r\nplain line\r\n" * 100_000) + b".\r\n"
 
 
+@pytest.mark.parametrize("tail", [b"", b"end", b"end\r", b".", b"\n"])
+def test_very_large_mixed_input(impl: ModuleType, tail: bytes) -> None:
+    # Over 4 MiB: the compiled encoder sizes such inputs exactly before encoding them.
+    block = b".a\rb\nc\r\n..\r\r\n\n.\n" + b"x" * 40 + b"\n"
+    data = block * 80_000 + tail
+    assert len(data) > 4 * 1024 * 1024
+    encoded_block = b"..a\r\nb\r\nc\r\n...\r\n\r\n\r\n..\r\n" + b"x" * 40 + b"\r\n"
+    expected_tail = {
+        b"": b".\r\n",
+        b"end": b"end\r\n.\r\n",
+        b"end\r": b"end\r\n.\r\n",
+        b".": b"..\r\n.\r\n",
+        b"\n": b"\r\n.\r\n",
+    }[tail]
+    expected = encoded_block * 80_000 + expected_tail
+    assert impl.encode_data(data) == expected
+    assert impl.encode_data(bytearray(data)) == expected
+    assert impl.encode_data(memoryview(data)) == expected
+    # Streamed with the big chunk starting mid-line, and after a line end.
+    assert stream(impl, data[:7], data[7:])[0] == expected
+    assert stream(impl, b"\n", data)[0] == b"\r\n" + expected
+    assert stream(impl, b"z", data)[0] == b"z" + expected[1:]  # ".a" mid-line: unstuffed
+
+
 # Streaming -----------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ import base64
 import binascii
 import hmac
 
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
@@ -128,6 +129,9 @@ cdef int _grow(char** buf, Py_ssize_t* cap, Py_ssize_t need) except -1:
     return 0
 
 
+# Cython's generated pickling would turn the raw C buffers into bytes (and crash on
+# NULL); a parser holds connection state, so it is simply not picklable.
+@cython.auto_pickle(False)
 cdef class ReplyParser:
     """Incremental SMTP reply parser: feed it bytes, take complete replies out.
 

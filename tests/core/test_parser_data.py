@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from types import ModuleType
 
 import pytest
@@ -196,3 +197,12 @@ def test_size_equals_aiosmtplib_normalised_length(impl: ModuleType) -> None:
 def test_streaming_bytes_like_chunks(impl: ModuleType) -> None:
     out, _ = stream(impl, bytearray(b"a\r"), memoryview(b"\n.b"), memoryview(b"c-\n")[::2])
     assert out == b"a\r\n..bc\r\n.\r\n"
+
+
+def test_encoder_state_survives_pickling(impl: ModuleType) -> None:
+    encoder = impl.DataEncoder()
+    assert encoder.encode(b"a\r") == b"a\r\n"
+    clone = pickle.loads(pickle.dumps(encoder))
+    assert clone.encode(b"\n.b") == b"..b"
+    assert clone.finish() == b"\r\n.\r\n"
+    assert clone.size == 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from types import ModuleType
 from typing import Any
 
@@ -398,3 +399,14 @@ def test_many_replies_interleaved_with_reads(impl: ModuleType) -> None:
         got.append(parser.next_reply())
     got.extend(drain(impl, parser))
     assert got == expected
+
+
+def test_pickling_a_parser_copies_it_or_is_refused(impl: ModuleType) -> None:
+    parser = impl.ReplyParser()
+    parser.feed(b"250-a\r\n250 b")
+    try:
+        clone = pickle.loads(pickle.dumps(parser))
+    except TypeError:
+        return  # the compiled parser refuses; it must never crash or lose state silently
+    clone.feed(b"\r\n")
+    assert clone.next_reply() == SMTPResponse(250, "a\nb")

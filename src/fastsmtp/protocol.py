@@ -20,6 +20,7 @@ import collections
 import logging
 import ssl
 from collections.abc import Callable
+from typing import cast
 
 from ._speedups import NEED_DATA, ReplyParser
 from .errors import (
@@ -212,8 +213,7 @@ class SMTPProtocol(asyncio.Protocol):
                 )
             )
             self._raise_if_unusable()
-        transport = self.transport
-        assert isinstance(transport, asyncio.WriteTransport)
+        transport = cast(asyncio.WriteTransport, self.transport)
         try:
             tls_transport = await self._loop.start_tls(
                 transport,
@@ -275,9 +275,8 @@ class SMTPProtocol(asyncio.Protocol):
                 log.debug(">> <message data, %d bytes>", len(data))
             else:
                 log.debug(">> %r", b"[redacted]" if redact else data)
-        transport = self.transport
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(data)
+        # uvloop's transports implement the interface without subclassing it.
+        cast(asyncio.WriteTransport, self.transport).write(data)
         return batch
 
     def _arm(self, batch: _Batch, timeout: float | None) -> None:

@@ -26,7 +26,13 @@ from ._commands import (
     vrfy_line,
 )
 from ._speedups import encode_data
-from .email import check_header_block, extract_recipients, extract_sender, flatten_message
+from .email import (
+    check_header_block,
+    check_message_headers,
+    extract_recipients,
+    extract_sender,
+    flatten_message,
+)
 from .errors import (
     SMTPConnectError,
     SMTPConnectResponseError,
@@ -828,6 +834,8 @@ class SMTP(AuthMixin):
         Bcc and Resent-Bcc headers are removed from what is sent. SMTPUTF8 and
         8BITMIME are used when the addresses or the server call for them.
         """
+        # Header injection (security.md section 9): refuse before anything is sent.
+        check_message_headers(message)
         mail_opts = list(mail_options) if mail_options is not None else []
         if sender is None:
             sender = extract_sender(message)

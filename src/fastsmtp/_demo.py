@@ -11,7 +11,7 @@ import asyncio
 import time
 from email import message_from_bytes
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, cast
 
 from . import _speedups
 from .smtp import SMTP
@@ -84,8 +84,9 @@ def run_demo() -> int:
         def _trigger_server(self) -> None:
             # Port 0 lets the OS choose; learn the real port before aiosmtpd's
             # start-up check connects to it.
-            self.port = self.server.sockets[0].getsockname()[1]
-            super()._trigger_server()
+            server = cast(asyncio.Server, self.server)
+            self.port = server.sockets[0].getsockname()[1]
+            super()._trigger_server()  # type: ignore[no-untyped-call]
 
     inbox = _Inbox()
     controller = LocalController(inbox, hostname="127.0.0.1", port=0)

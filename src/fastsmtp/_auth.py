@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import TYPE_CHECKING
 
 from ._commands import CRLF
+from ._connection import SMTPConnection
 from ._speedups import (
     auth_crammd5_verify,
     auth_login_encode,
@@ -19,13 +19,11 @@ from ._speedups import (
     auth_xoauth2_encode,
 )
 from .errors import SMTPAuthenticationError, SMTPException
+from .protocol import SMTPProtocol
 from .response import SMTPResponse
 from .typing import Default, _default
 
-if TYPE_CHECKING:
-    from .protocol import SMTPProtocol
-
-__all__ = ("AuthMixin",)
+__all__ = ("SMTPAuth",)
 
 
 def _is_local(protocol: SMTPProtocol) -> bool:
@@ -45,21 +43,10 @@ def _is_local(protocol: SMTPProtocol) -> bool:
     return isinstance(peer, (str, bytes))  # a Unix socket path
 
 
-class AuthMixin:
+class SMTPAuth(SMTPConnection):
     """The AUTH commands of :class:`fastsmtp.SMTP`."""
 
-    if TYPE_CHECKING:
-        AUTH_METHODS: tuple[str, ...]
-        allow_insecure_auth: bool
-        server_auth_methods: list[str]
-        protocol: SMTPProtocol | None
-
-        async def _ehlo_or_helo_if_needed(self) -> None: ...
-        async def _execute(
-            self, line: bytes, timeout: float | Default | None, *, redact: bool = False
-        ) -> SMTPResponse: ...
-        def _connected_protocol(self) -> SMTPProtocol: ...
-        def supports_extension(self, extension: str, /) -> bool: ...
+    AUTH_METHODS: tuple[str, ...] = ("cram-md5", "plain", "login")
 
     @property
     def supported_auth_methods(self) -> list[str]:

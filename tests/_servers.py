@@ -637,10 +637,14 @@ class ScriptedServer:
         self._server.close()
         for writer in self._writers:
             writer.close()
-        for task in list(self._tasks):
-            task.cancel()
+        # Closing the transports ends every handler (reads see EOF, writes fail); cancelling
+        # is only a fallback, as a cancelled handler task makes asyncio's streams log an error.
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
         for writer in self._writers:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()

@@ -321,3 +321,37 @@ async def test_already_connected(smtpd: RecordingServer) -> None:
         assert client.is_connected
         assert (await client.noop()).code == 250
     assert len(smtpd.connections) == 1
+
+
+async def test_vrfy_smtputf8_option_not_advertised(smtpd_factory: SmtpdFactory) -> None:
+    server = smtpd_factory(smtputf8=False)
+    async with client_for(server, start_tls=False) as client:
+        with pytest.raises(fastsmtp.SMTPNotSupported):
+            await client.vrfy("zoë@example.com", options=["SMTPUTF8"])
+    assert "VRFY" not in server.verbs
+
+
+@pytest.mark.parametrize("hostname", ["bad host", "", "a\r\nRSET", "x\x00"])
+async def test_helo_ehlo_hostname_validation(smtpd: RecordingServer, hostname: str) -> None:
+    async with client_for(smtpd, start_tls=False) as client:
+        with pytest.raises(ValueError):
+            await client.ehlo(hostname=hostname)
+        with pytest.raises(ValueError):
+            await client.helo(hostname=hostname)
+        assert (await client.noop()).code == 250
+    assert smtpd.verbs == ["EHLO", "NOOP", "QUIT"]
+    assert smtpd.connections[0].raw.count(b"HELO") == 0
+
+
+@pytest.mark.parametrize("address", ["a b@example.com", "a@b@example.com>"])
+async def test_bad_envelope_address_rejected(smtpd: RecordingServer, address: str) -> None:
+    async with client_for(smtpd, start_tls=False) as client:
+        await client.ehlo()
+        with pytest.raises(ValueError):
+            await client.mail(address)
+        with pytest.raises(ValueError):
+            await client.sendmail("a@example.com", [address], b"x")
+        with pytest.raises(ValueError):
+            await client.sendmail(address, ["b@example.com"], b"x")
+    assert smtpd.verbs == ["EHLO", "QUIT"]
+    assert smtpd.messages == []

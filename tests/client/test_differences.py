@@ -197,3 +197,33 @@ async def test_auth_mechanisms_only_from_post_tls_ehlo(
     assert [c.arg.split()[0] if c.arg else "" for c in auth] == ["PLAIN"]
     assert all(c.tls for c in auth)
     assert [(a.mechanism, a.success) for a in server.auth_attempts] == [("PLAIN", True)]
+
+
+# --- security.md section 1: strict envelope addresses -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@b.example> RET=FULL ENVID=x",
+        "<a@b.example> SIZE=1",
+        "a@b.example> AUTH=<x@y>",
+        "a@b.example\r\nRSET",
+        "a<b@example.com",
+    ],
+)
+async def test_smuggled_envelope_parameters_rejected(smtpd: RecordingServer, address: str) -> None:
+    """security.md 1: `a@b.com> RET=FULL ENVID=x` must raise on every Python version; never
+    fall back to a truncated or raw address (5.1.3 silently sends `<a@b.example>` for some)."""
+    async with SMTP(hostname=smtpd.host, port=smtpd.port, timeout=5) as client:
+        await client.ehlo()
+        with pytest.raises(ValueError):
+            await client.mail(address)
+        with pytest.raises(ValueError):
+            await client.sendmail("a@example.com", [address], b"x")
+        with pytest.raises(ValueError):
+            await client.sendmail(address, ["b@example.com"], b"x")
+    assert "MAIL" not in smtpd.verbs
+    assert "RCPT" not in smtpd.verbs
+    assert b"RSET" not in bytes(smtpd.connections[0].raw)
+    assert smtpd.messages == []

@@ -311,3 +311,26 @@ async def test_sendmail_without_size_when_not_advertised_on_the_wire() -> None:
         client.close()
         mail_line = server.connections[0].lines[1]
         assert mail_line == b"MAIL FROM:<a@example.com>\r\n"
+
+
+async def test_quit_refused() -> None:
+    async with ScriptedServer([*EHLO, Expect(b"QUIT"), reply("500 5.5.1 what?")]) as server:
+        client = client_for(server)
+        await client.connect()
+        await client.ehlo()
+        with pytest.raises(SMTPResponseException) as info:
+            await client.quit()
+        assert info.value.args == (500, "5.5.1 what?")
+        client.close()
+
+
+async def test_explicit_starttls_refused() -> None:
+    script = [*EHLO[:2], ehlo_reply("STARTTLS"), Expect(b"STARTTLS"), reply("454 4.7.0 not now")]
+    async with ScriptedServer(script) as server:
+        client = client_for(server)
+        await client.connect()
+        with pytest.raises(SMTPResponseException) as info:
+            await client.starttls()
+        assert info.value.args == (454, "4.7.0 not now")
+        assert client.get_transport_info("sslcontext") is None if client.is_connected else True
+        client.close()

@@ -83,6 +83,8 @@ class SMTPConnection:
         socket_path: SocketPathType | None = None,
         sock: socket.socket | None = None,
         allow_insecure_auth: bool = False,
+        pipelining: bool | None = None,
+        chunking: bool | None = False,
     ) -> None:
         self.protocol: SMTPProtocol | None = None
         self.transport: asyncio.BaseTransport | None = None
@@ -105,6 +107,10 @@ class SMTPConnection:
         self.socket_path = socket_path
         self.sock = sock
         self.allow_insecure_auth = allow_insecure_auth
+        # RFC 2920 / RFC 3030: None = use when advertised, False = never,
+        # True = required (SMTPNotSupported if the server lacks it).
+        self.pipelining = pipelining
+        self.chunking = chunking
 
         self.last_helo_response: SMTPResponse | None = None
         self._last_ehlo_response: SMTPResponse | None = None
@@ -139,6 +145,8 @@ class SMTPConnection:
         socket_path: SocketPathType | Default | None = _default,
         sock: socket.socket | Default | None = _default,
         allow_insecure_auth: bool | None = None,
+        pipelining: bool | Default | None = _default,
+        chunking: bool | Default | None = _default,
     ) -> None:
         """Overwrite stored options with those given (``_default`` means not given)."""
         if not isinstance(hostname, Default):
@@ -175,6 +183,10 @@ class SMTPConnection:
             self.sock = sock
         if allow_insecure_auth is not None:
             self.allow_insecure_auth = allow_insecure_auth
+        if not isinstance(pipelining, Default):
+            self.pipelining = pipelining
+        if not isinstance(chunking, Default):
+            self.chunking = chunking
 
     def _validate_config(self) -> None:
         if self._password is not None and self._oauth_token_generator is not None:

@@ -7,15 +7,16 @@ import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage, Message
 
+from ._transaction import MessageSource
 from .response import SMTPResponse
-from .smtp import SMTP
+from .smtp import SMTP, ProgressCallback
 from .typing import SMTPTokenGenerator, SocketPathType
 
 __all__ = ("send",)
 
 
 async def send(
-    message: EmailMessage | Message | str | bytes,
+    message: EmailMessage | Message | MessageSource,
     /,
     *,
     sender: str | None = None,
@@ -40,14 +41,19 @@ async def send(
     socket_path: SocketPathType | None = None,
     sock: socket.socket | None = None,
     allow_insecure_auth: bool = False,
+    pipelining: bool | None = None,
+    chunking: bool | None = False,
+    size: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[dict[str, SMTPResponse], str]:
     """Send one message: connect, (STARTTLS), (log in), send, QUIT.
 
     ``message`` is an ``email.message`` object (sender and recipients default to
-    its headers) or raw ``str``/``bytes`` (then both are required). Returns the
+    its headers) or a raw message -- ``str``, ``bytes``, or a stream of bytes chunks
+    (see ``SMTP.data``) -- for which both are required. Returns the
     refused recipients and the final reply text, as ``SMTP.sendmail`` does.
     """
-    if isinstance(message, (str, bytes)):
+    if not isinstance(message, Message):
         if not recipients:
             raise ValueError("Recipients must be provided with raw messages.")
         if not sender:
@@ -71,9 +77,11 @@ async def send(
         socket_path=socket_path,
         sock=sock,
         allow_insecure_auth=allow_insecure_auth,
+        pipelining=pipelining,
+        chunking=chunking,
     )
     async with client:
-        if isinstance(message, (str, bytes)):
+        if not isinstance(message, Message):
             assert sender is not None and recipients is not None
             return await client.sendmail(
                 sender,
@@ -81,6 +89,8 @@ async def send(
                 message,
                 mail_options=mail_options,
                 rcpt_options=rcpt_options,
+                size=size,
+                progress=progress,
             )
         return await client.send_message(
             message,

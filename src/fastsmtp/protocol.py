@@ -19,7 +19,7 @@ import asyncio
 import collections
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 from ._speedups import NEED_DATA, ReplyParser
@@ -70,8 +70,9 @@ class SMTPProtocol(asyncio.Protocol):
         self._error: Exception | None = None
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
-        # Serialises batches: a new one may only be written when none is outstanding,
-        # unless the caller pipelines explicitly (see ``send_batch``).
+        # The turn: one caller at a time writes and reads (``acquire``/``release``), so
+        # replies always pair with the caller's commands; within its turn a caller may
+        # have several commands outstanding (RFC 2920 pipelining).
         self._idle_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._busy = False
         self._greeting: _Batch | None = None
@@ -166,32 +167,86 @@ class SMTPProtocol(asyncio.Protocol):
     async def execute(
         self, line: bytes, timeout: float | None, *, redact: bool = False
     ) -> SMTPResponse:
-        """Write one command line and return its reply (a batch of one)."""
-        return (await self.send_batch(line, 1, timeout, redact=redact))[0]
+        """Write one command line and return its reply (a batch of one).
 
-    async def send_batch(
+        Takes the connection's turn for the exchange, so commands from concurrent
+        callers never interleave.
+        """
+        await self.acquire()
+        try:
+            replies, error = await self.exchange(line, 1, timeout, redact=redact)
+        finally:
+            self.release()
+        if error is not None:
+            raise error
+        return replies[0]
+
+    async def exchange(
         self, data: bytes, expected: int, timeout: float | None, *, redact: bool = False
-    ) -> list[SMTPResponse]:
+    ) -> tuple[list[SMTPResponse], Exception | None]:
         """Write ``data`` (one or more command lines) and collect ``expected`` replies.
 
-        Batches from concurrent callers never interleave: each waits until the
-        previous batch is fully answered, so replies always pair with their commands.
+        The caller holds the turn (:meth:`acquire`). Returns the replies that arrived
+        and, if the batch failed part-way (disconnect, timeout, malformed reply), the
+        error; replies that arrived before a failure are never lost, so a pipelined
+        batch can be judged reply by reply exactly as lockstep sending would.
         """
-        await self._acquire()
+        batch = self._write_batch(data, expected, timeout, redact)
         try:
-            batch = self._write_batch(data, expected, timeout, redact)
-            return await batch.future
-        finally:
-            self._release()
+            replies = await batch.future
+        except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as exc:
+            return batch.replies, exc
+        return replies, None
 
-    async def write_body(self, body: bytes, timeout: float | None) -> SMTPResponse:
-        """Write an encoded DATA body (after its 354) and return the final reply."""
-        await self._acquire()
-        try:
-            batch = self._write_batch(body, 1, timeout, False, body=True)
-            return (await batch.future)[0]
-        finally:
-            self._release()
+    async def send_body(
+        self,
+        chunks: AsyncIterator[bytes],
+        reply_timeout: float | None,
+        idle_timeout: float | None,
+    ) -> SMTPResponse:
+        """Write a message body (after its 354) and return the final reply.
+
+        The caller holds the turn. While the body is uploading, ``idle_timeout`` is
+        a no-progress timer: each chunk the transport takes within it counts as
+        progress, a stalled socket does not. The whole-reply deadline starts after
+        the last byte. A reply that arrives before the upload is finished (the server
+        gave up on the message) stops the upload and is returned.
+        """
+        self._raise_if_unusable()
+        batch = _Batch(self._loop.create_future(), 1)
+        # Registered before the first byte: an early reply always finds its batch.
+        self._outstanding.append(batch)
+        sent = 0
+        async for chunk in chunks:
+            if batch.future.done():
+                break
+            self._raise_if_unusable()
+            cast(asyncio.WriteTransport, self.transport).write(chunk)
+            sent += len(chunk)
+            await self.drain(idle_timeout)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(">> <message data, %d bytes>", sent)
+        if not batch.future.done():
+            self._arm(batch, reply_timeout)
+        return (await batch.future)[0]
+
+    def post(
+        self, parts: tuple[bytes, ...], timeout: float | None
+    ) -> asyncio.Future[list[SMTPResponse]]:
+        """Write one command in parts (a BDAT line and its chunk) without waiting.
+
+        The caller holds the turn and awaits the returned future for the reply.
+        """
+        self._raise_if_unusable()
+        batch = _Batch(self._loop.create_future(), 1)
+        self._outstanding.append(batch)
+        transport = cast(asyncio.WriteTransport, self.transport)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(">> %r <%d bytes>", parts[0], sum(len(part) for part in parts[1:]))
+        for part in parts:
+            transport.write(part)
+        self._arm(batch, timeout)
+        return batch.future
 
     async def start_tls(
         self,
@@ -246,14 +301,32 @@ class SMTPProtocol(asyncio.Protocol):
         """QUIT is about to be sent: a disconnect now answers it (as 221)."""
         self._quit_sent = True
 
-    async def drain(self) -> None:
-        """Wait until the transport's write buffer is below its high-water mark."""
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until the transport's write buffer is below its high-water mark.
+
+        With ``timeout``, a buffer that does not drain within it (the peer stopped
+        reading) closes the connection and raises SMTPTimeoutError.
+        """
         self._raise_if_unusable()
         if not self._paused:
             return
         waiter = self._loop.create_future()
         self._drain_waiter = waiter
-        await waiter
+        timer = None
+        if timeout is not None:
+            timer = self._loop.call_at(self._loop.time() + timeout, self._stalled, waiter)
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _stalled(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():
+            return
+        error = SMTPTimeoutError("Timed out sending message data: the server stopped reading")
+        waiter.set_exception(error)
+        self._abort(error)
 
     def close(self) -> None:
         """Close the transport; outstanding replies fail with SMTPServerDisconnected."""
@@ -262,7 +335,7 @@ class SMTPProtocol(asyncio.Protocol):
     # -- internals --------------------------------------------------------------------
 
     def _write_batch(
-        self, data: bytes, expected: int, timeout: float | None, redact: bool, body: bool = False
+        self, data: bytes, expected: int, timeout: float | None, redact: bool
     ) -> _Batch:
         self._raise_if_unusable()
         batch = _Batch(self._loop.create_future(), expected)
@@ -271,10 +344,7 @@ class SMTPProtocol(asyncio.Protocol):
         self._outstanding.append(batch)
         self._arm(batch, timeout)
         if log.isEnabledFor(logging.DEBUG):
-            if body:
-                log.debug(">> <message data, %d bytes>", len(data))
-            else:
-                log.debug(">> %r", b"[redacted]" if redact else data)
+            log.debug(">> %r", b"[redacted]" if redact else data)
         # uvloop's transports implement the interface without subclassing it.
         cast(asyncio.WriteTransport, self.transport).write(data)
         return batch
@@ -370,7 +440,7 @@ class SMTPProtocol(asyncio.Protocol):
                 raise SMTPServerDisconnected(f"Connection closed: {error.message}")
             raise SMTPServerDisconnected("Connection lost")
 
-    async def _acquire(self) -> None:
+    async def acquire(self) -> None:
         """Take the right to write a batch; batches are answered one after another."""
         if not self._busy:
             self._busy = True
@@ -381,12 +451,12 @@ class SMTPProtocol(asyncio.Protocol):
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                self._release()  # we were handed the turn but are leaving: pass it on
+                self.release()  # we were handed the turn but are leaving: pass it on
             else:
                 waiter.cancel()
             raise
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """Hand the turn to the next waiting caller, or mark the connection idle."""
         waiters = self._idle_waiters
         while waiters:

@@ -9,10 +9,11 @@ lines are built and checked by :mod:`fastsmtp._commands`; bytes move through
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
 from typing import Any
@@ -23,7 +24,8 @@ from ._connection import (  # DEFAULT_TIMEOUT: public in aiosmtplib.smtp, not in
     DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,
 )
 from ._connection import SMTP_PORT, SMTP_STARTTLS_PORT, SMTP_TLS_PORT
-from ._speedups import encode_data
+from ._speedups import DataEncoder
+from ._transaction import DATA, LineEndings, MailTransaction, MessageSource, message_chunks
 from .email import (
     check_header_block,
     check_message_headers,
@@ -42,12 +44,42 @@ from .errors import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+from .protocol import SMTPProtocol
 from .response import SMTPResponse
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
 
 _SMTPUTF8_NOT_SUPPORTED = "SMTPUTF8 is not supported by this server"
+
+#: ``progress(sent, total)``: message bytes sent so far, and the size if known.
+ProgressCallback = Callable[[int, "int | None"], object]
+
+
+async def _dot_stuffed(
+    chunks: AsyncIterator[bytes], progress: ProgressCallback | None, total: int | None
+) -> AsyncIterator[bytes]:
+    """Encode a message for DATA chunk by chunk (``DataEncoder``), reporting progress.
+
+    The last chunk and the end-of-data line go out in one piece, so a small message
+    is a single write.
+    """
+    encoder = DataEncoder()
+    sent = 0
+    previous: bytes | None = None
+    previous_length = 0
+    async for piece in chunks:
+        encoded = encoder.encode(piece)
+        if previous is not None:
+            yield previous
+            sent += previous_length
+            if progress is not None:
+                progress(sent, total)
+        previous, previous_length = encoded, len(piece)
+    tail = encoder.finish()
+    yield tail if previous is None else previous + tail
+    if progress is not None:
+        progress(sent + previous_length, total)
 
 
 class SMTP(SMTPAuth):
@@ -105,6 +137,8 @@ class SMTP(SMTPAuth):
         socket_path: SocketPathType | Default | None = _default,
         sock: socket.socket | Default | None = _default,
         allow_insecure_auth: bool | None = None,
+        pipelining: bool | Default | None = _default,
+        chunking: bool | Default | None = _default,
     ) -> SMTPResponse:
         """Connect, read the greeting, then STARTTLS and log in as configured.
 
@@ -129,6 +163,8 @@ class SMTP(SMTPAuth):
             socket_path=socket_path,
             sock=sock,
             allow_insecure_auth=allow_insecure_auth,
+            pipelining=pipelining,
+            chunking=chunking,
         )
         self._validate_config()
         loop = asyncio.get_running_loop()
@@ -280,32 +316,59 @@ class SMTP(SMTPAuth):
         return response
 
     async def data(
-        self, message: str | bytes, /, *, timeout: float | Default | None = _default
+        self,
+        message: MessageSource,
+        /,
+        *,
+        timeout: float | Default | None = _default,
+        progress: ProgressCallback | None = None,
     ) -> SMTPResponse:
         """Send DATA and the message (RFC 5321 section 4.1.1.4); raises SMTPDataError.
 
-        Line ends are normalised to CRLF and lines starting with "." are stuffed; the
-        body is written only after the server's 354.
+        ``message`` is bytes, str (ASCII), or a stream: an iterable or async iterable
+        of bytes chunks, or a binary file object, read and sent chunk by chunk with
+        flow control. Line ends are normalised to CRLF and lines starting with "."
+        are stuffed; the body goes only after the server's 354. ``progress(sent,
+        total)`` is called as the message goes out (``total`` is None for a stream).
         """
         if not self.is_connected:
             raise SMTPServerDisconnected("Connection lost")
-        if isinstance(message, str):
-            message = message.encode("ascii")
-        body = encode_data(message)
+        chunks, total = message_chunks(message)
         await self._ehlo_or_helo_if_needed()
-        start = await self._execute(b"DATA\r\n", timeout)
-        if start.code != 354:
-            raise SMTPDataError(start.code, start.message)
         protocol = self._connected_protocol()
+        timeout_value = self._timeout(timeout)
+        await protocol.acquire()
         try:
-            response = await protocol.write_body(body, self._timeout(timeout))
-        except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException):
+            replies, error = await protocol.exchange(DATA, 1, timeout_value)
+            if error is not None:
+                self.close()
+                raise error
+            start = replies[0]
+            if start.code == 421:
+                self.close()
+            if start.code != 354:
+                raise SMTPDataError(start.code, start.message)
+            response = await self._send_body(
+                protocol, _dot_stuffed(chunks, progress, total), timeout_value
+            )
+        finally:
+            protocol.release()
+        if response.code != 250:
+            raise SMTPDataError(response.code, response.message)
+        return response
+
+    async def _send_body(
+        self, protocol: SMTPProtocol, body: AsyncIterator[bytes], timeout: float | None
+    ) -> SMTPResponse:
+        """Upload a DATA body; any failure mid-body leaves the server in DATA mode, so
+        the connection is closed (it cannot be brought back to a known state)."""
+        try:
+            response = await protocol.send_body(body, timeout, timeout)
+        except BaseException:
             self.close()
             raise
         if response.code == 421:
             self.close()
-        if response.code != 250:
-            raise SMTPDataError(response.code, response.message)
         return response
 
     async def quit(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
@@ -372,56 +435,224 @@ class SMTP(SMTPAuth):
         self,
         sender: str,
         recipients: str | Sequence[str],
-        message: str | bytes,
+        message: MessageSource,
         /,
         *,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
         timeout: float | Default | None = _default,
+        size: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> tuple[dict[str, SMTPResponse], str]:
-        """Send one message to ``recipients`` (MAIL, RCPT each, DATA).
+        """Send one message to ``recipients`` (MAIL, RCPT each, DATA or BDAT).
 
         Returns ``(refused, reply)``: the refused recipients with the server's reply
         for each, and the text of the final reply. Raises if the sender or every
         recipient is refused, or the message is refused.
+
+        When the server advertises PIPELINING (RFC 2920), MAIL, every RCPT and DATA
+        go in one write (``pipelining=False`` turns this off); the results are the
+        same as sending them one by one. ``message`` may be bytes, str, or a stream
+        (see :meth:`data`); for a stream, give ``size`` to announce it with SIZE.
         """
         recipient_list = [recipients] if isinstance(recipients, str) else list(recipients)
         mail_opts = list(mail_options) if mail_options is not None else []
         rcpt_opts = list(rcpt_options) if rcpt_options is not None else []
         encoding = "utf-8" if any(o.lower() == "smtputf8" for o in mail_opts) else "ascii"
+        binary = any(o.upper() == "BODY=BINARYMIME" for o in mail_opts)
         if isinstance(message, str):
             message = message.encode("ascii")
         # Every argument is checked before anything is written.
         mail_line(sender, mail_opts, encoding)
         rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipient_list]
+        chunks, total = message_chunks(message)
+        if size is None and isinstance(message, bytes):
+            size = len(message) if binary else message_size(message)
 
         async with self._sendmail_lock:
             await self._ehlo_or_helo_if_needed()
             if encoding != "ascii" and not self.supports_extension("smtputf8"):
                 raise SMTPNotSupported(_SMTPUTF8_NOT_SUPPORTED)
-            if self.supports_extension("size"):
-                mail_opts.insert(0, f"size={message_size(message)}")
+            pipelined = self._use_pipelining()
+            chunked = self._use_chunking(binary)
+            if size is not None and self.supports_extension("size"):
+                mail_opts.insert(0, f"size={size}")
+            transaction = MailTransaction(
+                sender,
+                recipient_list,
+                mail_line(sender, mail_opts, encoding),
+                rcpt_lines,
+                data=not chunked,
+            )
             try:
-                response = await self._execute(mail_line(sender, mail_opts, encoding), timeout)
-                if response.code != 250:
-                    raise SMTPSenderRefused(response.code, response.message, sender)
-                refused: dict[str, SMTPResponse] = {}
-                errors: list[SMTPRecipientRefused] = []
-                for recipient, line in zip(recipient_list, rcpt_lines, strict=True):
-                    response = await self._execute(line, timeout)
-                    if response.code not in (250, 251):
-                        errors.append(
-                            SMTPRecipientRefused(response.code, response.message, recipient)
-                        )
-                        refused[recipient] = response
-                if len(errors) == len(recipient_list):
-                    raise SMTPRecipientsRefused(errors)
-                response = await self.data(message, timeout=timeout)
+                response = await self._transact(
+                    transaction, chunks, pipelined, chunked, binary, timeout, progress, total
+                )
             except (SMTPResponseException, SMTPRecipientsRefused):
                 with contextlib.suppress(ConnectionError, SMTPResponseException):
                     await self.rset(timeout=timeout)
                 raise
-        return refused, response.message
+        return transaction.refused, response.message
+
+    def _use_pipelining(self) -> bool:
+        advertised = self.supports_extension("pipelining")
+        if self.pipelining and not advertised:
+            raise SMTPNotSupported("PIPELINING is not supported by this server")
+        return advertised and self.pipelining is not False
+
+    def _use_chunking(self, binary: bool) -> bool:
+        advertised = self.supports_extension("chunking")
+        if binary:
+            # RFC 3030 section 3: a BINARYMIME body can only be sent with BDAT.
+            if self.chunking is False:
+                raise ValueError("BODY=BINARYMIME needs BDAT, but chunking=False")
+            if not (advertised and self.supports_extension("binarymime")):
+                raise SMTPNotSupported("BINARYMIME is not supported by this server")
+            return True
+        if self.chunking and not advertised:
+            raise SMTPNotSupported("CHUNKING is not supported by this server")
+        return advertised and self.chunking is not False
+
+    async def _transact(
+        self,
+        transaction: MailTransaction,
+        chunks: AsyncIterator[bytes],
+        pipelined: bool,
+        chunked: bool,
+        binary: bool,
+        timeout: float | Default | None,
+        progress: ProgressCallback | None,
+        total: int | None,
+    ) -> SMTPResponse:
+        """Run a transaction in the connection's turn: commands, then the body."""
+        protocol = self._connected_protocol()
+        timeout_value = self._timeout(timeout)
+        await protocol.acquire()
+        try:
+            await self._send_commands(protocol, transaction, pipelined, timeout_value)
+            if chunked:
+                response = await self._send_bdat(
+                    protocol, chunks, pipelined, binary, timeout_value, progress, total
+                )
+            else:
+                response = await self._send_body(
+                    protocol, _dot_stuffed(chunks, progress, total), timeout_value
+                )
+        finally:
+            protocol.release()
+        if response.code != 250:
+            raise SMTPDataError(response.code, response.message)
+        return response
+
+    async def _send_commands(
+        self,
+        protocol: SMTPProtocol,
+        transaction: MailTransaction,
+        pipelined: bool,
+        timeout: float | None,
+    ) -> None:
+        """MAIL, RCPT..., DATA: all in one batch when pipelined, else one at a time.
+
+        Either way every reply goes through ``transaction.take`` in command order, so
+        both modes raise the same exception at the same point.
+        """
+        commands = transaction.commands
+        step = len(commands) if pipelined else 1
+        try:
+            for start in range(0, len(commands), step):
+                transaction.check_open()
+                batch = commands[start : start + step]
+                replies, error = await protocol.exchange(b"".join(batch), len(batch), timeout)
+                try:
+                    for reply in replies:
+                        transaction.take(reply)
+                except BaseException:
+                    if batch[-1] == DATA and len(replies) == len(batch) and (
+                        replies[-1].code == 354
+                    ):
+                        # RFC 2920 section 3.1: the server took DATA although the
+                        # transaction had failed; it now waits for a body that will
+                        # never come, and RSET is no longer possible.
+                        self.close()
+                    raise
+                if error is not None:
+                    transaction.check_open()
+                    self.close()
+                    raise error
+            transaction.check_open()
+        finally:
+            if transaction.server_closing:
+                self.close()
+
+    async def _send_bdat(
+        self,
+        protocol: SMTPProtocol,
+        chunks: AsyncIterator[bytes],
+        pipelined: bool,
+        binary: bool,
+        timeout: float | None,
+        progress: ProgressCallback | None,
+        total: int | None,
+    ) -> SMTPResponse:
+        """Send the message as BDAT chunks (RFC 3030 section 2), the last with LAST.
+
+        Each chunk is sent with its exact size and no dot-stuffing. When pipelined,
+        chunks go out without waiting for each 250; the replies are still checked in
+        order, and the first refusal ends the transfer (after the replies already owed
+        have been read, so the connection stays in step).
+        """
+        line_endings = None if binary else LineEndings()
+        outstanding: collections.deque[asyncio.Future[list[SMTPResponse]]] = collections.deque()
+        sent = 0
+        failure: SMTPResponse | None = None
+        final: SMTPResponse | None = None
+
+        async def collect(keep: int) -> None:
+            nonlocal failure, final
+            while len(outstanding) > keep:
+                reply = (await outstanding.popleft())[0]
+                final = reply
+                if reply.code != 250 and failure is None:
+                    failure = reply
+
+        try:
+            previous: bytes | None = None
+            previous_length = 0
+            async for piece in chunks:
+                data = bytes(piece)
+                if line_endings is not None:
+                    data = line_endings.normalise(data)
+                if previous is not None:
+                    outstanding.append(
+                        protocol.post((b"BDAT %d\r\n" % len(previous), previous), timeout)
+                    )
+                    await protocol.drain(timeout)
+                    sent += previous_length
+                    if progress is not None:
+                        progress(sent, total)
+                    await collect(len(outstanding) if pipelined else 0)
+                    if failure is not None:
+                        break
+                previous, previous_length = data, len(piece)
+            if failure is None:
+                last = previous if previous is not None else b""
+                outstanding.append(
+                    protocol.post((b"BDAT %d LAST\r\n" % len(last), last), timeout)
+                )
+                await protocol.drain(timeout)
+                sent += previous_length
+                if progress is not None:
+                    progress(sent, total)
+            await collect(0)
+        except BaseException:
+            self.close()
+            raise
+        if failure is not None:
+            raise SMTPDataError(failure.code, failure.message)
+        assert final is not None
+        if final.code == 421:
+            self.close()
+        return final
 
     async def send_message(
         self,

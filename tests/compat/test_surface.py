@@ -38,10 +38,29 @@ _INSECURE_AUTH = (
     "security.md §3: AUTH is refused on plaintext non-loopback channels unless the caller "
     "opts in; default keeps credentials safe"
 )
+_PIPELINING = "issue 4: RFC 2920 PIPELINING; None = use when advertised (compatible default)"
+_CHUNKING = "issue 4: RFC 3030 CHUNKING/BDAT; opt-in, default False keeps DATA"
+_SIZE = "issue 4: SIZE for a streamed message, whose length is unknown up front"
+_PROGRESS = "issue 4: progress callback for long uploads"
+_CONNECTION_ADDITIONS = {
+    "allow_insecure_auth": _INSECURE_AUTH,
+    "pipelining": _PIPELINING,
+    "chunking": _CHUNKING,
+}
 ADDED_KEYWORD_ONLY: dict[str, dict[str, str]] = {
-    "SMTP.__init__": {"allow_insecure_auth": _INSECURE_AUTH},
-    "SMTP.connect": {"allow_insecure_auth": _INSECURE_AUTH},
-    "send": {"allow_insecure_auth": _INSECURE_AUTH},
+    "SMTP.__init__": _CONNECTION_ADDITIONS,
+    "SMTP.connect": _CONNECTION_ADDITIONS,
+    "send": {**_CONNECTION_ADDITIONS, "size": _SIZE, "progress": _PROGRESS},
+    "SMTP.sendmail": {"size": _SIZE, "progress": _PROGRESS},
+    "SMTP.data": {"progress": _PROGRESS},
+}
+
+# Parameters whose annotation is deliberately wider than aiosmtplib's (the old type is
+# still accepted): name -> reason.
+WIDER_ANNOTATIONS: dict[str, str] = {
+    "send.message": "issue 4: also a stream (iterable/async iterable of bytes, binary file)",
+    "SMTP.sendmail.message": "issue 4: also a stream (iterable/async iterable of bytes, file)",
+    "SMTP.data.message": "issue 4: also a stream (iterable/async iterable of bytes, file)",
 }
 
 # Top-level metadata that names the package, not the API.
@@ -109,6 +128,12 @@ def signature(func: Any) -> inspect.Signature:
         return inspect.signature(func)
 
 
+def _union_members(canonical_annotation: Any) -> frozenset[Any]:
+    if isinstance(canonical_annotation, tuple) and canonical_annotation[:1] == ("Union",):
+        return frozenset(canonical_annotation[1])
+    return frozenset([canonical_annotation])
+
+
 def assert_same_signature(qualname: str, theirs_func: Any, ours_func: Any) -> None:
     theirs = signature(theirs_func)
     ours = signature(ours_func)
@@ -123,9 +148,18 @@ def assert_same_signature(qualname: str, theirs_func: Any, ours_func: Any) -> No
     for name in allowed:
         assert name in ours.parameters, f"{qualname}: listed extra {name!r} does not exist"
 
+    def annotation(param: inspect.Parameter) -> Any:
+        if f"{qualname}.{param.name}" in WIDER_ANNOTATIONS:
+            # Ours must accept everything theirs does; compare theirs with itself.
+            ours_types = _union_members(canonical(ours.parameters[param.name].annotation))
+            theirs_types = _union_members(canonical(theirs.parameters[param.name].annotation))
+            assert theirs_types <= ours_types, f"{qualname}.{param.name} is not wider"
+            return canonical(theirs.parameters[param.name].annotation)
+        return canonical(param.annotation)
+
     def shape(params: dict[str, inspect.Parameter]) -> list[tuple[Any, ...]]:
         return [
-            (p.name, p.kind, canonical_default(p.default), canonical(p.annotation))
+            (p.name, p.kind, canonical_default(p.default), annotation(p))
             for p in params.values()
         ]
 

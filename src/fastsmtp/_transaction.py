@@ -1,0 +1,213 @@
+"""One mail transaction, planned as commands and judged reply by reply. No I/O.
+
+RFC 5321 section 3.3: a transaction is MAIL, one RCPT per recipient, then DATA (or,
+with RFC 3030 CHUNKING, BDAT chunks instead of DATA). RFC 2920 section 3.1 lets a
+client send MAIL, every RCPT and DATA in one write when the server advertises
+PIPELINING; the replies then come back in order.
+
+:class:`MailTransaction` is the single judge of those replies. It is fed the replies
+one at a time in command order and raises exactly what a lockstep client raises at
+that point, so lockstep sending (a batch of one command) and pipelined sending (one
+batch of all of them) are the same code and give the same results:
+
+- MAIL not 250: ``SMTPSenderRefused``;
+- RCPT not 250/251: the recipient goes into ``refused``; once every recipient has been
+  answered and all were refused (or there were none): ``SMTPRecipientsRefused``;
+- DATA not 354: ``SMTPDataError``;
+- a 421 reply (RFC 5321 section 3.8, the server is closing): the next command a
+  lockstep client would send finds no connection: ``SMTPServerDisconnected``.
+
+This module also turns whatever the caller gave as the message (bytes, str, an
+iterable or async iterable of chunks, a binary file) into an async stream of chunks.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import IO, Any
+
+from .errors import (
+    SMTPDataError,
+    SMTPRecipientRefused,
+    SMTPRecipientsRefused,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
+from .response import SMTPResponse
+
+__all__ = (
+    "CHUNK_SIZE",
+    "LineEndings",
+    "MailTransaction",
+    "MessageSource",
+    "message_chunks",
+)
+
+#: What ``sendmail``/``data`` accept as a message.
+MessageSource = str | bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes]
+
+#: Size of the pieces a large message is written in: small enough to keep memory and
+#: latency bounded, large enough that per-chunk overhead is negligible.
+CHUNK_SIZE = 256 * 1024
+
+DATA = b"DATA\r\n"
+
+
+class MailTransaction:
+    """The commands of one transaction and the judge of their replies."""
+
+    __slots__ = (
+        "_errors",
+        "_next",
+        "commands",
+        "data_accepted",
+        "recipients",
+        "refused",
+        "sender",
+        "server_closing",
+    )
+
+    def __init__(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        mail: bytes,
+        rcpts: Sequence[bytes],
+        *,
+        data: bool = True,
+    ) -> None:
+        self.sender = sender
+        self.recipients = list(recipients)
+        # With no recipient there is nothing to send DATA for: the transaction fails
+        # after MAIL (as lockstep does), so DATA is never queued.
+        with_data = data and bool(recipients)
+        self.commands: list[bytes] = [mail, *rcpts, *([DATA] if with_data else [])]
+        self.refused: dict[str, SMTPResponse] = {}
+        self._errors: list[SMTPRecipientRefused] = []
+        self._next = 0
+        self.server_closing = False
+        self.data_accepted = False
+
+    @property
+    def answered(self) -> int:
+        """How many replies have been judged."""
+        return self._next
+
+    def check_open(self) -> None:
+        """Raise what a lockstep client raises if it sent the next command now."""
+        if self.server_closing:
+            if self._next == len(self.recipients) + 1:  # DATA, via SMTP.data()
+                raise SMTPServerDisconnected("Connection lost")
+            raise SMTPServerDisconnected("Server not connected")
+
+    def take(self, reply: SMTPResponse) -> None:
+        """Judge the reply to the next command; raises as lockstep sending would."""
+        self.check_open()
+        index = self._next
+        self._next += 1
+        if reply.code == 421:
+            self.server_closing = True
+        count = len(self.recipients)
+        if index == 0:
+            if reply.code != 250:
+                raise SMTPSenderRefused(reply.code, reply.message, self.sender)
+            if count == 0:
+                raise SMTPRecipientsRefused([])
+        elif index <= count:
+            if reply.code not in (250, 251):
+                recipient = self.recipients[index - 1]
+                self._errors.append(SMTPRecipientRefused(reply.code, reply.message, recipient))
+                self.refused[recipient] = reply
+            if index == count and len(self._errors) == count:
+                raise SMTPRecipientsRefused(self._errors)
+        else:
+            if reply.code != 354:
+                raise SMTPDataError(reply.code, reply.message)
+            self.data_accepted = True
+
+
+class LineEndings:
+    """Streaming CRLF normaliser without dot-stuffing, for BDAT (RFC 3030 section 3).
+
+    BDAT sends exact byte counts, so nothing is stuffed; but an Internet message still
+    ends its lines in CRLF (RFC 5322 section 2.3), and a bare CR or LF is what SMTP
+    smuggling is built from, so they are normalised like DATA's.
+    """
+
+    __slots__ = ("_pending_cr",)
+
+    def __init__(self) -> None:
+        self._pending_cr = False
+
+    def normalise(self, chunk: bytes) -> bytes:
+        """Return ``chunk`` with every CRLF, bare CR and bare LF as CRLF."""
+        if self._pending_cr and chunk:
+            self._pending_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if not chunk:
+            return b""
+        self._pending_cr = chunk[-1] == 13
+        if b"\r" not in chunk:
+            return chunk.replace(b"\n", b"\r\n")
+        return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    if len(data) <= CHUNK_SIZE:
+        yield data
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK_SIZE):
+        yield bytes(view[start : start + CHUNK_SIZE])
+
+
+async def _stream(source: Any) -> AsyncIterator[bytes]:
+    if isinstance(source, AsyncIterable):
+        async for chunk in source:
+            yield _checked(chunk)
+    elif hasattr(source, "read"):
+        read = source.read
+        while True:
+            chunk = read(CHUNK_SIZE)
+            if inspect.isawaitable(chunk):
+                chunk = await chunk
+            if not chunk:
+                return
+            yield _checked(chunk)
+    else:
+        for chunk in source:
+            yield _checked(chunk)
+
+
+def _checked(chunk: object) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(
+        f"message chunks must be bytes, bytearray or memoryview, not {type(chunk).__name__}"
+    )
+
+
+def message_chunks(message: MessageSource) -> tuple[AsyncIterator[bytes], int | None]:
+    """The message as an async stream of chunks, and its size when known up front.
+
+    ``str`` is ASCII-encoded (as aiosmtplib does; ``UnicodeEncodeError`` otherwise),
+    ``bytes`` are split into pieces of :data:`CHUNK_SIZE`; anything else is read as a
+    stream: an async iterable or an iterable of bytes chunks, or a binary file object
+    (its ``read`` may be a coroutine function). A stream is read only while it is
+    being sent, so its size is unknown (``None``).
+    """
+    if isinstance(message, str):
+        message = message.encode("ascii")
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        data = bytes(message)
+        return _pieces(data), len(data)
+    if isinstance(message, (AsyncIterable, Iterable)) or hasattr(message, "read"):
+        return _stream(message), None
+    raise TypeError(
+        "message must be str, bytes, an iterable or async iterable of bytes, or a binary "
+        f"file object, not {type(message).__name__}"
+    )

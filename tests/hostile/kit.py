@@ -288,11 +288,12 @@ class HostileServer:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
+        self._port: int | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._port is not None, "server not started"
+        return self._port
 
     @property
     def conn(self) -> HostileConnection:
@@ -302,6 +303,7 @@ class HostileServer:
 
     async def __aenter__(self) -> HostileServer:
         self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self._port = int(self._server.sockets[0].getsockname()[1])
         return self
 
     async def __aexit__(self, *exc: object) -> None:

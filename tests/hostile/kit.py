@@ -55,6 +55,7 @@ __all__ = [
     "HostileServer",
     "LenientData",
     "Pause",
+    "Respond",
     "Send",
     "SendOnClientBytes",
     "StartTLS",
@@ -119,6 +120,13 @@ class LenientData:
     """A deliberately lenient DATA reader: any of ``<CR|LF|CRLF> "." <CR|LF|CRLF>`` ends the
     message (the SMTP-smuggling-prone servers of 2023). Records each message; the rest of
     the stream is read as commands by the following steps."""
+
+
+@dataclass(frozen=True)
+class Respond:
+    """A permissive server from here on: answers every line (EHLO with SMTPUTF8, 8BITMIME,
+    SIZE and AUTH PLAIN LOGIN XOAUTH2; AUTH with 235, after a 334 for LOGIN; DATA with 354,
+    then 250; QUIT with 221 and the end; anything else with 250) and records each line."""
 
 
 @dataclass(frozen=True)
@@ -407,6 +415,9 @@ class HostileServer:
                     await channel.writer.drain()
                 await self._drain_raw(channel)
                 return
+            elif isinstance(step, Respond):
+                await self._respond(channel)
+                return
             elif isinstance(step, Close):
                 return
             elif isinstance(step, abort):
@@ -420,6 +431,40 @@ class HostileServer:
             else:
                 raise TypeError(f"unknown step {step!r}")
         await self._hang(channel)
+
+    async def _respond(self, channel: _Channel) -> None:
+        conn = channel.conn
+        login_pending = False
+        while True:
+            line = await channel.readline()
+            if not line:
+                conn.eof.set()
+                return
+            conn.lines.append((channel.tls is not None, line))
+            verb = line[:4].upper()
+            if login_pending:
+                login_pending = False
+                answer = b"235 2.7.0 ok\r\n"
+            elif verb == b"EHLO":
+                answer = ehlo_reply(
+                    "SMTPUTF8", "8BITMIME", "SIZE 100000", "AUTH PLAIN LOGIN XOAUTH2"
+                ).data
+            elif line.upper().startswith(b"AUTH LOGIN"):
+                login_pending = True
+                answer = b"334 UGFzc3dvcmQ6\r\n"
+            elif verb == b"AUTH":
+                answer = b"235 2.7.0 ok\r\n"
+            elif verb == b"DATA":
+                await channel.write(b"354 go ahead\r\n")
+                if not await self._read_data(channel, re.compile(rb"\r\n\.\r\n"), strict=True):
+                    return
+                answer = b"250 ok\r\n"
+            elif verb == b"QUIT":
+                await channel.write(b"221 bye\r\n")
+                return
+            else:
+                answer = b"250 ok\r\n"
+            await channel.write(answer)
 
     async def _hang(self, channel: _Channel) -> None:
         """Read and record until the client goes away."""

@@ -118,6 +118,7 @@ class SMTPConnection:
         self.supports_esmtp = False
         self.server_auth_methods: list[str] = []
 
+        self._close_reason: Exception | None = None
         self._locks_loop: asyncio.AbstractEventLoop | None = None
         self._connect_lock = asyncio.Lock()
         self._sendmail_lock = asyncio.Lock()
@@ -320,6 +321,9 @@ class SMTPConnection:
     def close(self) -> None:
         """Close the connection (no QUIT) and forget the server's state. Idempotent."""
         if self.protocol is not None:
+            # Why the connection ended (an unsolicited reply, a timeout...), kept as
+            # the cause of the next "Server not connected".
+            self._close_reason = self.protocol.error
             self.protocol.close()
         elif self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -377,7 +381,7 @@ class SMTPConnection:
 
     def _connected_protocol(self) -> SMTPProtocol:
         if self.protocol is None:
-            raise SMTPServerDisconnected("Server not connected")
+            raise SMTPServerDisconnected("Server not connected") from self._close_reason
         return self.protocol
 
     async def _execute(

@@ -28,7 +28,15 @@ __all__ = (
 
 
 class SMTPException(Exception):
-    """Base class for all fastsmtp errors."""
+    """Base class for all fastsmtp errors.
+
+    ``outcome_unknown`` is True on an error raised after the whole message had been
+    handed to the connection and before the server's final reply was read (a timeout
+    or a disconnect then): the server may or may not have accepted the message, so
+    sending it again risks a duplicate (RFC 1047). It is False everywhere else.
+    """
+
+    outcome_unknown: bool = False
 
     def __init__(self, message: str, /) -> None:
         super().__init__(message)

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .response import SMTPResponse
 
-__all__ = ("SMTPProtocol",)
+__all__ = ("SMTPProtocol", "final_reply")
 
 log = logging.getLogger("fastsmtp")
 
@@ -49,6 +49,19 @@ class _Batch:
         self.replies: list[SMTPResponse] = []
         self.timer: asyncio.TimerHandle | None = None
         self.redact = False
+
+
+async def final_reply(future: asyncio.Future[list[SMTPResponse]]) -> list[SMTPResponse]:
+    """Await the reply to a complete message; a failure now leaves its fate unknown.
+
+    security.md section 10: once the end of the message is on its way, the server may
+    have accepted it even if its reply never arrives, so the error says so.
+    """
+    try:
+        return await future
+    except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
+        exc.outcome_unknown = True
+        raise
 
 
 class SMTPProtocol(asyncio.Protocol):
@@ -150,6 +163,11 @@ class SMTPProtocol(asyncio.Protocol):
         return transport is not None and not transport.is_closing() and not self._closed
 
     @property
+    def error(self) -> Exception | None:
+        """Why the connection stopped being usable, if it did."""
+        return self._error
+
+    @property
     def is_tls(self) -> bool:
         """True if the transport is encrypted."""
         return self.transport is not None and self.is_tls_transport(self.transport)
@@ -228,7 +246,7 @@ class SMTPProtocol(asyncio.Protocol):
             log.debug(">> <message data, %d bytes>", sent)
         if not batch.future.done():
             self._arm(batch, reply_timeout)
-        return (await batch.future)[0]
+        return (await final_reply(batch.future))[0]
 
     def post(
         self, parts: tuple[bytes, ...], timeout: float | None

@@ -44,7 +44,7 @@ from .errors import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
-from .protocol import SMTPProtocol
+from .protocol import SMTPProtocol, final_reply
 from .response import SMTPResponse
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
@@ -178,6 +178,7 @@ class SMTP(SMTPAuth):
             self._locks_loop = loop
         if self.is_connected:
             raise SMTPException("SMTP instance is already connected")
+        self._close_reason = None
         connect_timeout = self._timeout(timeout)
         await self._connect_lock.acquire()
         try:
@@ -603,6 +604,7 @@ class SMTP(SMTPAuth):
         """
         line_endings = None if binary else LineEndings()
         outstanding: collections.deque[asyncio.Future[list[SMTPResponse]]] = collections.deque()
+        last_future: asyncio.Future[list[SMTPResponse]] | None = None
         sent = 0
         failure: SMTPResponse | None = None
         final: SMTPResponse | None = None
@@ -610,7 +612,10 @@ class SMTP(SMTPAuth):
         async def collect(keep: int) -> None:
             nonlocal failure, final
             while len(outstanding) > keep:
-                reply = (await outstanding.popleft())[0]
+                future = outstanding.popleft()
+                # The reply to LAST decides the message: a failure waiting for it
+                # leaves the outcome unknown.
+                reply = (await (final_reply(future) if future is last_future else future))[0]
                 final = reply
                 if reply.code != 250 and failure is None:
                     failure = reply
@@ -636,9 +641,8 @@ class SMTP(SMTPAuth):
                 previous, previous_length = data, len(piece)
             if failure is None:
                 last = previous if previous is not None else b""
-                outstanding.append(
-                    protocol.post((b"BDAT %d LAST\r\n" % len(last), last), timeout)
-                )
+                last_future = protocol.post((b"BDAT %d LAST\r\n" % len(last), last), timeout)
+                outstanding.append(last_future)
                 await protocol.drain(timeout)
                 sent += previous_length
                 if progress is not None:

@@ -2,9 +2,9 @@
 
 Refused recipients are always reported; a message counts as sent only after the final 250;
 a timeout or disconnect after the body and before the final reply is "outcome unknown" and
-is never retried. The flag is pending (see the xfail tests): proposed API, an attribute
-``outcome_unknown`` on the exception raised by ``data()``/``sendmail()``/``send_message()``,
-True exactly when the whole body was written and no final reply was read.
+is never retried. The flag is ``outcome_unknown`` on the exception raised by
+``data()``/``sendmail()``/``send_message()``: True exactly when the whole body was written
+and no final reply was read.
 """
 
 from __future__ import annotations
@@ -157,19 +157,16 @@ async def test_disconnect_after_the_body_is_raised_and_never_retried() -> None:
     assert server.conn.messages == [b"hello"]
 
 
-@pytest.mark.xfail(strict=False, reason="outcome-unknown flag: pending")
 async def test_timeout_after_the_body_is_outcome_unknown() -> None:
     error, _ = await _timeout_after_body()
     assert getattr(error, "outcome_unknown", None) is True
 
 
-@pytest.mark.xfail(strict=False, reason="outcome-unknown flag: pending")
 async def test_disconnect_after_the_body_is_outcome_unknown() -> None:
     error, _ = await _disconnect_after_body()
     assert getattr(error, "outcome_unknown", None) is True
 
 
-@pytest.mark.xfail(strict=False, reason="outcome-unknown flag: pending")
 async def test_data_timeout_after_the_body_is_outcome_unknown() -> None:
     async with HostileServer([*UP_TO_BODY, Hang()]) as server:
         client = client_for(server, timeout=0.5)

@@ -27,6 +27,7 @@ class Policy:
 
     extensions: tuple[str, ...] = ("PIPELINING", "SIZE 100000000", "8BITMIME")
     replies: dict[str, str] = field(default_factory=dict)
+    #: record bodies and raw bytes (off for huge messages: only sizes are kept)
     keep_bodies: bool = True
     #: answer DATA with 354 even when no recipient was accepted (a buggy server)
     lenient_data: bool = False
@@ -43,6 +44,7 @@ class _Session(asyncio.Protocol):
         self.bdat_left = 0
         self.bdat_last = False
         self.bdat_count = 0
+        self.bdat_failed = False
         self.body = bytearray()
         self.body_size = 0
         self.accepted_rcpts = 0
@@ -60,7 +62,8 @@ class _Session(asyncio.Protocol):
         self.server.lost.set()
 
     def data_received(self, data: bytes) -> None:
-        self.received += data
+        if self.policy.keep_bodies:
+            self.received += data
         self.buffer += data
         out = bytearray()
         while not self.closed:
@@ -72,9 +75,7 @@ class _Session(asyncio.Protocol):
                 del self.buffer[:take]
                 self.bdat_left -= take
                 if not self.bdat_left:
-                    self._answer(out, f"bdat:{self.bdat_count}", "250 chunk ok")
-                    if self.bdat_last and not self.closed:
-                        self._deliver()
+                    self._bdat_done(out)
                 continue
             if self.in_data:
                 end = self.buffer.find(b"\r\n.\r\n")
@@ -100,6 +101,21 @@ class _Session(asyncio.Protocol):
             self.transport.write(bytes(out))
         if self.closed and self.transport is not None:
             self.transport.close()
+
+    def _bdat_done(self, out: bytearray) -> None:
+        if self.bdat_failed:
+            # RFC 3030 section 2: once a chunk failed, later ones are refused too.
+            out += b"503 5.5.1 transaction already failed\r\n"
+        else:
+            before = len(out)
+            self._answer(out, f"bdat:{self.bdat_count}", "250 chunk ok")
+            self.bdat_failed = bytes(out[before : before + 1]) != b"2"
+        if self.bdat_last:
+            if not self.bdat_failed and not self.closed:
+                self._deliver()
+            self.bdat_failed = False
+            self.body = bytearray()
+            self.body_size = 0
 
     def _keep(self, data: bytes) -> None:
         self.body_size += len(data)
@@ -132,6 +148,7 @@ class _Session(asyncio.Protocol):
         elif verb == "MAIL":
             self.accepted_rcpts = 0
             self.bdat_count = 0
+            self.bdat_failed = False
             before = len(out)
             self._answer(out, "mail", "250 sender ok")
             self.mail_ok = bytes(out[before : before + 1]) == b"2"
@@ -158,9 +175,7 @@ class _Session(asyncio.Protocol):
             self.bdat_last = len(parts) > 2 and parts[2].upper() == "LAST"
             self.bdat_count += 1
             if self.bdat_left == 0:
-                self._answer(out, f"bdat:{self.bdat_count}", "250 chunk ok")
-                if self.bdat_last:
-                    self._deliver()
+                self._bdat_done(out)
         elif verb == "RSET":
             self.mail_ok = False
             self._answer(out, "rset", "250 reset")

@@ -105,6 +105,11 @@ def envelope_address(
 def _envelope_address(address: str, utf8: bool, allow_null: bool, allow_postmaster: bool) -> str:
     text = address.strip(_STRIP)
     if _FAST_MAILBOX.fullmatch(text) is not None:
+        # The common case. ASCII only (atext and letter-digit-hyphen labels), so
+        # characters are octets and the length limits are plain comparisons.
+        at = text.rindex("@")
+        if at <= MAX_LOCAL_PART and len(text) - at - 1 <= MAX_DOMAIN and len(text) + 2 <= MAX_PATH:
+            return text
         mailbox = text
     else:
         mailbox = _unwrap_path(text)

@@ -78,18 +78,23 @@ def _options(options: Iterable[str] | None) -> list[bytes]:
     return [check_option(option).encode("ascii") for option in options or ()]
 
 
+def _path_line(verb: bytes, mailbox: str, options: Iterable[str] | None, encoding: str) -> bytes:
+    path = verb + mailbox.encode(encoding) + b">"
+    if not options:
+        return path + CRLF
+    return b" ".join([path, *_options(options)]) + CRLF
+
+
 def mail_line(sender: str, options: Iterable[str] | None, encoding: str) -> bytes:
     """``MAIL FROM:<sender> [params]``; the null reverse-path ``<>`` is allowed."""
     mailbox = envelope_address(sender, utf8=encoding.lower() != "ascii", allow_null=True)
-    return b" ".join([b"MAIL FROM:<" + mailbox.encode(encoding) + b">", *_options(options)]) + CRLF
+    return _path_line(b"MAIL FROM:<", mailbox, options, encoding)
 
 
 def rcpt_line(recipient: str, options: Iterable[str] | None, encoding: str) -> bytes:
     """``RCPT TO:<recipient> [params]``; a bare ``Postmaster`` is allowed (section 4.1.1.3)."""
-    mailbox = envelope_address(
-        recipient, utf8=encoding.lower() != "ascii", allow_postmaster=True
-    )
-    return b" ".join([b"RCPT TO:<" + mailbox.encode(encoding) + b">", *_options(options)]) + CRLF
+    mailbox = envelope_address(recipient, utf8=encoding.lower() != "ascii", allow_postmaster=True)
+    return _path_line(b"RCPT TO:<", mailbox, options, encoding)
 
 
 def vrfy_line(verb: bytes, argument: str, options: Iterable[str] | None, utf8: bool) -> bytes:

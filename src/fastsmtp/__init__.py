@@ -20,7 +20,11 @@ from .errors import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+from .pool import SMTPPool as SMTPPool  # additive: importable, not in __all__ (see below)
 from .response import SMTPResponse
+from .results import RecipientRefusal as RecipientRefusal
+from .results import SendResult as SendResult
+from .results import SendStatus as SendStatus
 from .smtp import SMTP
 from .typing import SMTPStatus, SMTPTokenGenerator
 
@@ -30,6 +34,8 @@ __author__ = "fastsmtp developers"
 __license__ = "MIT"
 __copyright__ = "Copyright 2026 fastsmtp developers"
 
+# Exactly aiosmtplib's names. fastsmtp's additions (SMTPPool, SendResult, SendStatus,
+# RecipientRefusal) are importable from here but deliberately not listed.
 __all__ = (
     "send",
     "SMTP",

@@ -1,0 +1,100 @@
+"""What happened to one message sent through :class:`fastsmtp.SMTPPool`.
+
+A :class:`SendResult` says, per message, which recipients the server accepted, which it
+refused and why, the final reply, how many transactions were tried, and one
+:class:`SendStatus`. Refusals carry the RFC 3463 enhanced status code when the server
+advertised ENHANCEDSTATUSCODES (RFC 2034)::
+
+    status-code = class "." subject "." detail      ; RFC 3463 section 2
+    class       = "2" / "4" / "5"
+    subject     = 1*3digit
+    detail      = 1*3digit
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+from .response import SMTPResponse
+
+__all__ = ("RecipientRefusal", "SendResult", "SendStatus", "parse_enhanced_status")
+
+# RFC 3463 section 2; RFC 2034 section 4 puts it first in the text, followed by a space.
+_ENHANCED = re.compile(r"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?=[ \t\n]|$)")
+
+
+def parse_enhanced_status(text: str) -> str | None:
+    """The enhanced status code at the start of a reply text (``"4.7.0"``), or None."""
+    match = _ENHANCED.match(text)
+    return match.group(0) if match is not None else None
+
+
+class SendStatus(enum.Enum):
+    """The fate of one message."""
+
+    #: Every recipient accepted; the final reply was 250.
+    SENT = "sent"
+    #: Some recipients accepted, the others refused (permanently, or temporarily after
+    #: the last retry).
+    PARTIALLY_SENT = "partially_sent"
+    #: Nothing delivered, and retrying will not help (a 5yz reply, or a bad message).
+    FAILED_PERMANENTLY = "failed_permanently"
+    #: Nothing delivered after the last attempt, but a later try may succeed (4yz
+    #: replies, disconnects, timeouts before the message was sent).
+    FAILED_TEMPORARILY = "failed_temporarily"
+    #: The message was sent but its final reply never came (a disconnect or a timeout):
+    #: the server may have accepted it. Never retried automatically (RFC 1047).
+    OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+@dataclass(frozen=True)
+class RecipientRefusal:
+    """One refused recipient: the reply code, its RFC 3463 code if any, and the text."""
+
+    code: int
+    #: ``class.subject.detail`` from the start of ``text``, when the server advertised
+    #: ENHANCEDSTATUSCODES; else None.
+    enhanced_status: str | None
+    #: The reply text as received (the enhanced code included).
+    text: str
+
+    @property
+    def permanent(self) -> bool:
+        """True for a 5yz refusal (RFC 5321 section 4.2.1): do not try again."""
+        return self.code >= 500 or self.code < 400
+
+    @property
+    def response(self) -> SMTPResponse:
+        """The refusal as the ``SMTPResponse`` that ``SMTP.sendmail`` reports."""
+        return SMTPResponse(self.code, self.text)
+
+    @classmethod
+    def from_response(cls, response: SMTPResponse, *, enhanced: bool) -> RecipientRefusal:
+        """Build from a reply; parse the enhanced code only if ``enhanced`` (advertised)."""
+        status = parse_enhanced_status(response.message) if enhanced else None
+        return cls(response.code, status, response.message)
+
+
+@dataclass
+class SendResult:
+    """The result of sending one message: never an exception, always a status."""
+
+    status: SendStatus
+    #: Recipients the server accepted (in the order given).
+    accepted: list[str] = field(default_factory=list)
+    #: Refused recipients, each with the last reply refusing it.
+    refused: dict[str, RecipientRefusal] = field(default_factory=dict)
+    #: The final reply of the last transaction that got one (250 when sent), or the
+    #: reply carried by the exception that ended the last attempt.
+    reply: SMTPResponse | None = None
+    #: Transactions attempted (0 when the message never reached a connection).
+    attempts: int = 0
+    #: What ended the last failed attempt, if anything failed.
+    exception: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True if at least one recipient got the message (SENT or PARTIALLY_SENT)."""
+        return self.status in (SendStatus.SENT, SendStatus.PARTIALLY_SENT)

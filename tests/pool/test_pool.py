@@ -8,7 +8,6 @@ saw (connections, commands, Message-IDs accepted) and on the results returned.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 
 import pytest
@@ -19,8 +18,6 @@ from fastsmtp import (
     SMTPPool,
     SMTPRecipientsRefused,
     SMTPSenderRefused,
-    SMTPServerDisconnected,
-    SMTPTimeoutError,
 )
 from fastsmtp.results import SendStatus, parse_enhanced_status
 from tests._servers import RecordingServer
@@ -236,9 +233,9 @@ async def test_server_dropping_every_third_connection() -> None:
         def reply_mail(self, session: Session, message: int) -> str:
             return CLOSE if session.index % 3 == 2 else "250 2.1.0 ok"
 
-    async with Server() as server:
-        async with pool_for(server, max_connections=4, max_messages_per_connection=3) as pool:
-            results = await pool.send_many((message(i) for i in range(40)), concurrency=8)
+    options = {"max_connections": 4, "max_messages_per_connection": 3}
+    async with Server() as server, pool_for(server, **options) as pool:
+        results = await pool.send_many((message(i) for i in range(40)), concurrency=8)
     assert all(r.status is SendStatus.SENT for r in results), results
     assert any(r.attempts > 1 for r in results)
     assert_once(server, [f"<m{i}@pool.test>" for i in range(40)])
@@ -253,9 +250,8 @@ async def test_421_mid_stream_replaces_the_connection() -> None:
                 return "421 4.3.2 shutting down"
             return "250 2.1.5 ok"
 
-    async with Server() as server:
-        async with pool_for(server, max_connections=2) as pool:
-            results = await pool.send_many(message(i) for i in range(20))
+    async with Server() as server, pool_for(server, max_connections=2) as pool:
+        results = await pool.send_many(message(i) for i in range(20))
     assert all(r.status is SendStatus.SENT for r in results)
     assert_once(server, [f"<m{i}@pool.test>" for i in range(20)])
     assert len(server.sessions) > 2  # replaced
@@ -276,16 +272,18 @@ async def test_throttling_451_and_454_is_retried(where: str) -> None:
                 return "454 4.7.0 Too many login attempts"
             return "235 2.7.0 ok"
 
-    async with Server(credentials=("u", "p")) as server:
-        async with pool_for(
+    async with (
+        Server(credentials=("u", "p")) as server,
+        pool_for(
             server,
             username="u",
             password="p",
             max_connections=2,
             max_messages_per_connection=2 if where == "auth" else None,
             max_attempts=6,
-        ) as pool:
-            results = await pool.send_many(message(i) for i in range(10))
+        ) as pool,
+    ):
+        results = await pool.send_many(message(i) for i in range(10))
     assert all(r.status is SendStatus.SENT for r in results), results
     assert any(r.attempts > 1 for r in results)
     assert_once(server, [f"<m{i}@pool.test>" for i in range(10)])
@@ -305,10 +303,9 @@ async def test_retry_only_the_temporarily_refused_recipients() -> None:
                 return "550 5.1.1 no such user"
             return "250 2.1.5 ok"
 
-    async with Server() as server:
-        async with pool_for(server) as pool:
-            to = "ok@example.com, busy@example.com, gone@example.com"
-            (result,) = await pool.send_many([message(0, to=to)])
+    async with Server() as server, pool_for(server) as pool:
+        to = "ok@example.com, busy@example.com, gone@example.com"
+        (result,) = await pool.send_many([message(0, to=to)])
     assert result.status is SendStatus.PARTIALLY_SENT
     assert result.attempts == 2
     assert result.accepted == ["ok@example.com", "busy@example.com"]
@@ -328,9 +325,8 @@ async def test_enhanced_codes_only_when_advertised() -> None:
         def reply_rcpt(self, session: Session, address: str) -> str:
             return "550 5.1.1 no such user" if address.startswith("x") else "250 ok"
 
-    async with Server(extensions=("PIPELINING",)) as server:
-        async with pool_for(server) as pool:
-            (result,) = await pool.send_many([(raw(0), "a@example.com", ["x@e.com", "y@e.com"])])
+    async with Server(extensions=("PIPELINING",)) as server, pool_for(server) as pool:
+        (result,) = await pool.send_many([(raw(0), "a@example.com", ["x@e.com", "y@e.com"])])
     assert result.status is SendStatus.PARTIALLY_SENT
     assert result.refused["x@e.com"].enhanced_status is None
     assert result.refused["x@e.com"].code == 550
@@ -341,11 +337,10 @@ async def test_temporary_failures_exhaust_the_attempts() -> None:
         def reply_mail(self, session: Session, message: int) -> str:
             return "452 4.3.1 insufficient storage"
 
-    async with Server() as server:
-        async with pool_for(server, max_attempts=4) as pool:
-            (result,) = await pool.send_many([message(0)])
-            with pytest.raises(SMTPSenderRefused):
-                await pool.send_message(message(1))
+    async with Server() as server, pool_for(server, max_attempts=4) as pool:
+        (result,) = await pool.send_many([message(0)])
+        with pytest.raises(SMTPSenderRefused):
+            await pool.send_message(message(1))
     assert result.status is SendStatus.FAILED_TEMPORARILY
     assert result.attempts == 4
     assert result.reply is not None and result.reply.code == 452
@@ -357,9 +352,8 @@ async def test_timeout_before_the_body_is_retried_on_a_fresh_connection() -> Non
         def reply_rcpt(self, session: Session, address: str) -> str:
             return SILENT if session.index == 0 else "250 2.1.5 ok"
 
-    async with Server() as server:
-        async with pool_for(server, timeout=0.3) as pool:
-            (result,) = await pool.send_many([message(0)])
+    async with Server() as server, pool_for(server, timeout=0.3) as pool:
+        (result,) = await pool.send_many([message(0)])
     assert result.status is SendStatus.SENT
     assert result.attempts == 2
     assert len(server.sessions) == 2

@@ -45,7 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ SENDER = "sender@example.com"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 WORKER_TIMEOUT = 120.0  # seconds; a worker that takes longer is killed
 LOOPBACK_RECIPIENTS = 100
+SINK_PY_ARGS = ("--port", "0", "--max-seconds", "1800")
 
 
 def recipients(count: int) -> list[str]:
@@ -227,8 +228,11 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def start_sink(kind: str) -> Iterator[tuple[str, int]]:
-    """Start the sink process; yield (description, port); stop it on exit."""
+def start_sink(kind: str, prefix: Sequence[str] = ()) -> Iterator[tuple[str, int]]:
+    """Start the sink process; yield (description, port); stop it on exit.
+
+    ``prefix`` goes in front of the command line (``run.py`` pins with ``taskset``).
+    """
     if kind == "auto":
         kind = "smtp-sink" if os.access(SMTP_SINK, os.X_OK) else "python"
     proc: subprocess.Popen[bytes] | None = None
@@ -241,7 +245,9 @@ def start_sink(kind: str) -> Iterator[tuple[str, int]]:
                 cmd = [SMTP_SINK, "-c", f"{HOST}:{port}", "256"]
                 if os.geteuid() == 0:  # smtp-sink refuses to run as root without -u
                     cmd[1:1] = ["-u", "nobody"]
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                proc = subprocess.Popen(
+                    [*prefix, *cmd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+                )
                 if wait_for_greeting(port, proc, 5.0):
                     yield "Postfix smtp-sink (C)", port
                     return
@@ -249,7 +255,7 @@ def start_sink(kind: str) -> Iterator[tuple[str, int]]:
                 proc = None
             raise SystemExit("could not start smtp-sink")
         proc = subprocess.Popen(
-            [sys.executable, str(HERE / "sink.py"), "--port", "0", "--max-seconds", "1800"],
+            [*prefix, sys.executable, str(HERE / "sink.py"), *SINK_PY_ARGS],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
         )

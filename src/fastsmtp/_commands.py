@@ -17,6 +17,7 @@ parameters must be ``keyword[=value]`` with no room for a second parameter or co
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -78,8 +79,25 @@ def _options(options: Iterable[str] | None) -> list[bytes]:
     return [check_option(option).encode("ascii") for option in options or ()]
 
 
-def _path_line(verb: bytes, mailbox: str, options: Iterable[str] | None, encoding: str) -> bytes:
-    path = verb + mailbox.encode(encoding) + b">"
+@functools.lru_cache(maxsize=8192)
+def _path(
+    verb: bytes, address: str, encoding: str, allow_null: bool, allow_postmaster: bool
+) -> bytes:
+    """``MAIL FROM:<mailbox>`` / ``RCPT TO:<mailbox>`` for a checked address.
+
+    Cached: validation depends on nothing else, and senders and recipients repeat
+    (an error is raised again every time; lru_cache never caches exceptions).
+    """
+    mailbox = envelope_address(
+        address,
+        utf8=encoding.lower() != "ascii",
+        allow_null=allow_null,
+        allow_postmaster=allow_postmaster,
+    )
+    return verb + mailbox.encode(encoding) + b">"
+
+
+def _path_line(path: bytes, options: Iterable[str] | None) -> bytes:
     if not options:
         return path + CRLF
     return b" ".join([path, *_options(options)]) + CRLF
@@ -87,14 +105,12 @@ def _path_line(verb: bytes, mailbox: str, options: Iterable[str] | None, encodin
 
 def mail_line(sender: str, options: Iterable[str] | None, encoding: str) -> bytes:
     """``MAIL FROM:<sender> [params]``; the null reverse-path ``<>`` is allowed."""
-    mailbox = envelope_address(sender, utf8=encoding.lower() != "ascii", allow_null=True)
-    return _path_line(b"MAIL FROM:<", mailbox, options, encoding)
+    return _path_line(_path(b"MAIL FROM:<", sender, encoding, True, False), options)
 
 
 def rcpt_line(recipient: str, options: Iterable[str] | None, encoding: str) -> bytes:
     """``RCPT TO:<recipient> [params]``; a bare ``Postmaster`` is allowed (section 4.1.1.3)."""
-    mailbox = envelope_address(recipient, utf8=encoding.lower() != "ascii", allow_postmaster=True)
-    return _path_line(b"RCPT TO:<", mailbox, options, encoding)
+    return _path_line(_path(b"RCPT TO:<", recipient, encoding, False, True), options)
 
 
 def vrfy_line(verb: bytes, argument: str, options: Iterable[str] | None, utf8: bool) -> bytes:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import cast
 
 from ._speedups import NEED_DATA, ReplyParser
@@ -36,6 +37,8 @@ __all__ = ("SMTPProtocol", "final_reply")
 log = logging.getLogger("fastsmtp")
 
 _QUIT_REPLY = SMTPResponse(221, "")
+# A whole message body is written in pieces of this size (see ``send_body``).
+_BODY_PIECE = 256 * 1024
 
 
 class _Batch:
@@ -61,6 +64,11 @@ async def final_reply(future: asyncio.Future[list[SMTPResponse]]) -> list[SMTPRe
         return await future
     except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
         exc.outcome_unknown = True
+        raise
+    except SMTPResponseException as exc:
+        # Code -1: the reply could not be parsed, so it says nothing either.
+        if exc.code == -1:
+            exc.outcome_unknown = True
         raise
 
 
@@ -218,14 +226,15 @@ class SMTPProtocol(asyncio.Protocol):
 
     async def send_body(
         self,
-        chunks: AsyncIterator[bytes],
+        body: bytes | AsyncGenerator[bytes, None],
         reply_timeout: float | None,
         idle_timeout: float | None,
     ) -> SMTPResponse:
         """Write a message body (after its 354) and return the final reply.
 
-        The caller holds the turn. While the body is uploading, ``idle_timeout`` is
-        a no-progress timer: each chunk the transport takes within it counts as
+        ``body`` is the encoded body, whole or as an async stream of pieces. The
+        caller holds the turn. While the body is uploading, ``idle_timeout`` is a
+        no-progress timer: each piece the transport takes within it counts as
         progress, a stalled socket does not. The whole-reply deadline starts after
         the last byte. A reply that arrives before the upload is finished (the server
         gave up on the message) stops the upload and is returned.
@@ -235,18 +244,35 @@ class SMTPProtocol(asyncio.Protocol):
         # Registered before the first byte: an early reply always finds its batch.
         self._outstanding.append(batch)
         sent = 0
-        async for chunk in chunks:
-            if batch.future.done():
-                break
-            self._raise_if_unusable()
-            cast(asyncio.WriteTransport, self.transport).write(chunk)
-            sent += len(chunk)
-            await self.drain(idle_timeout)
+        if isinstance(body, bytes):
+            # A whole body is written in pieces too, so the no-progress timer and
+            # the write buffer stay bounded however large it is.
+            view = memoryview(body)
+            for start in range(0, len(body), _BODY_PIECE):
+                if batch.future.done():
+                    break
+                self._raise_if_unusable()
+                self._transport_write(view[start : start + _BODY_PIECE])
+                await self.drain(idle_timeout)
+            sent = len(body)
+        else:
+            async with contextlib.aclosing(body):
+                async for chunk in body:
+                    if batch.future.done():
+                        break
+                    self._raise_if_unusable()
+                    self._transport_write(chunk)
+                    sent += len(chunk)
+                    await self.drain(idle_timeout)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(">> <message data, %d bytes>", sent)
         if not batch.future.done():
             self._arm(batch, reply_timeout)
         return (await final_reply(batch.future))[0]
+
+    def _transport_write(self, data: bytes | memoryview) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        cast(asyncio.WriteTransport, self.transport).write(data)
 
     def post(
         self, parts: tuple[bytes, ...], timeout: float | None

@@ -13,10 +13,10 @@ import collections
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ._auth import SMTPAuth
 from ._commands import mail_line, message_size, rcpt_line, vrfy_line
@@ -58,7 +58,7 @@ ProgressCallback = Callable[[int, "int | None"], object]
 
 async def _dot_stuffed(
     chunks: AsyncIterator[bytes], progress: ProgressCallback | None, total: int | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Encode a message for DATA chunk by chunk (``DataEncoder``), reporting progress.
 
     The last chunk and the end-of-data line go out in one piece, so a small message
@@ -78,6 +78,32 @@ async def _dot_stuffed(
         previous, previous_length = encoded, len(piece)
     tail = encoder.finish()
     yield tail if previous is None else previous + tail
+    if progress is not None:
+        progress(sent + previous_length, total)
+
+
+async def _bdat_chunks(
+    chunks: AsyncIterator[bytes],
+    line_endings: LineEndings | None,
+    progress: ProgressCallback | None,
+    total: int | None,
+) -> AsyncGenerator[tuple[bytes, bool], None]:
+    """The message as ``(chunk, last)`` pairs for BDAT, one chunk of look-ahead so the
+    last one can carry LAST; line ends normalised unless ``line_endings`` is None."""
+    sent = 0
+    previous: bytes | None = None
+    previous_length = 0
+    async for piece in chunks:
+        data = bytes(piece)
+        if line_endings is not None:
+            data = line_endings.normalise(data)
+        if previous is not None:
+            yield previous, False
+            sent += previous_length
+            if progress is not None:
+                progress(sent, total)
+        previous, previous_length = data, len(piece)
+    yield (previous if previous is not None else b""), True
     if progress is not None:
         progress(sent + previous_length, total)
 
@@ -359,7 +385,10 @@ class SMTP(SMTPAuth):
         return response
 
     async def _send_body(
-        self, protocol: SMTPProtocol, body: AsyncIterator[bytes], timeout: float | None
+        self,
+        protocol: SMTPProtocol,
+        body: bytes | AsyncGenerator[bytes, None],
+        timeout: float | None,
     ) -> SMTPResponse:
         """Upload a DATA body; any failure mid-body leaves the server in DATA mode, so
         the connection is closed (it cannot be brought back to a known state)."""
@@ -458,17 +487,18 @@ class SMTP(SMTPAuth):
         """
         recipient_list = [recipients] if isinstance(recipients, str) else list(recipients)
         mail_opts = list(mail_options) if mail_options is not None else []
-        rcpt_opts = list(rcpt_options) if rcpt_options is not None else []
+        rcpt_opts = tuple(rcpt_options) if rcpt_options is not None else ()
         encoding = "utf-8" if any(o.lower() == "smtputf8" for o in mail_opts) else "ascii"
         binary = any(o.upper() == "BODY=BINARYMIME" for o in mail_opts)
         if isinstance(message, str):
             message = message.encode("ascii")
+        elif isinstance(message, (bytearray, memoryview)):
+            message = bytes(message)
         # Every argument is checked before anything is written.
         mail_line(sender, mail_opts, encoding)
         rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipient_list]
-        chunks, total = message_chunks(message)
-        if size is None and isinstance(message, bytes):
-            size = len(message) if binary else message_size(message)
+        if not isinstance(message, bytes):
+            message_chunks(message)  # a TypeError for what is not a message, now
 
         async with self._sendmail_lock:
             await self._ehlo_or_helo_if_needed()
@@ -476,6 +506,21 @@ class SMTP(SMTPAuth):
                 raise SMTPNotSupported(_SMTPUTF8_NOT_SUPPORTED)
             pipelined = self._use_pipelining()
             chunked = self._use_chunking(binary)
+            body: bytes | AsyncGenerator[Any, None]
+            if isinstance(message, bytes) and progress is None and not chunked:
+                # One pass of the core gives both the DATA body and its SIZE.
+                encoder = DataEncoder()
+                body = encoder.encode(message) + encoder.finish()
+                if size is None:
+                    size = encoder.size
+            else:
+                chunks, total = message_chunks(message)
+                if size is None and isinstance(message, bytes) and self.supports_extension("size"):
+                    size = len(message) if binary else message_size(message)
+                if chunked:
+                    body = _bdat_chunks(chunks, None if binary else LineEndings(), progress, total)
+                else:
+                    body = _dot_stuffed(chunks, progress, total)
             if size is not None and self.supports_extension("size"):
                 mail_opts.insert(0, f"size={size}")
             transaction = MailTransaction(
@@ -486,9 +531,7 @@ class SMTP(SMTPAuth):
                 data=not chunked,
             )
             try:
-                response = await self._transact(
-                    transaction, chunks, pipelined, chunked, binary, timeout, progress, total
-                )
+                response = await self._transact(transaction, body, pipelined, chunked, timeout)
             except (SMTPResponseException, SMTPRecipientsRefused):
                 with contextlib.suppress(ConnectionError, SMTPResponseException):
                     await self.rset(timeout=timeout)
@@ -517,28 +560,31 @@ class SMTP(SMTPAuth):
     async def _transact(
         self,
         transaction: MailTransaction,
-        chunks: AsyncIterator[bytes],
+        body: bytes | AsyncGenerator[Any, None],
         pipelined: bool,
         chunked: bool,
-        binary: bool,
         timeout: float | Default | None,
-        progress: ProgressCallback | None,
-        total: int | None,
     ) -> SMTPResponse:
-        """Run a transaction in the connection's turn: commands, then the body."""
+        """Run a transaction in the connection's turn: commands, then the body.
+
+        ``body`` is the encoded DATA body (whole, or a stream of pieces), or with
+        ``chunked`` the stream of BDAT chunks.
+        """
         protocol = self._connected_protocol()
         timeout_value = self._timeout(timeout)
         await protocol.acquire()
         try:
             await self._send_commands(protocol, transaction, pipelined, timeout_value)
             if chunked:
+                assert not isinstance(body, bytes)
                 response = await self._send_bdat(
-                    protocol, chunks, pipelined, binary, timeout_value, progress, total
+                    protocol,
+                    cast(AsyncGenerator[tuple[bytes, bool], None], body),
+                    pipelined,
+                    timeout_value,
                 )
             else:
-                response = await self._send_body(
-                    protocol, _dot_stuffed(chunks, progress, total), timeout_value
-                )
+                response = await self._send_body(protocol, body, timeout_value)
         finally:
             protocol.release()
         if response.code != 250:
@@ -588,12 +634,9 @@ class SMTP(SMTPAuth):
     async def _send_bdat(
         self,
         protocol: SMTPProtocol,
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncGenerator[tuple[bytes, bool], None],
         pipelined: bool,
-        binary: bool,
         timeout: float | None,
-        progress: ProgressCallback | None,
-        total: int | None,
     ) -> SMTPResponse:
         """Send the message as BDAT chunks (RFC 3030 section 2), the last with LAST.
 
@@ -602,16 +645,15 @@ class SMTP(SMTPAuth):
         order, and the first refusal ends the transfer (after the replies already owed
         have been read, so the connection stays in step).
         """
-        line_endings = None if binary else LineEndings()
         outstanding: collections.deque[asyncio.Future[list[SMTPResponse]]] = collections.deque()
         last_future: asyncio.Future[list[SMTPResponse]] | None = None
-        sent = 0
         failure: SMTPResponse | None = None
         final: SMTPResponse | None = None
 
-        async def collect(keep: int) -> None:
+        async def collect(wait: bool) -> None:
+            """Judge the replies owed: all of them, or (``wait`` False) those in."""
             nonlocal failure, final
-            while len(outstanding) > keep:
+            while outstanding and (wait or outstanding[0].done()):
                 future = outstanding.popleft()
                 # The reply to LAST decides the message: a failure waiting for it
                 # leaves the outcome unknown.
@@ -621,33 +663,18 @@ class SMTP(SMTPAuth):
                     failure = reply
 
         try:
-            previous: bytes | None = None
-            previous_length = 0
-            async for piece in chunks:
-                data = bytes(piece)
-                if line_endings is not None:
-                    data = line_endings.normalise(data)
-                if previous is not None:
-                    outstanding.append(
-                        protocol.post((b"BDAT %d\r\n" % len(previous), previous), timeout)
-                    )
+            async with contextlib.aclosing(chunks):
+                async for data, last in chunks:
+                    command = b"BDAT %d LAST\r\n" if last else b"BDAT %d\r\n"
+                    future = protocol.post((command % len(data), data), timeout)
+                    outstanding.append(future)
+                    if last:
+                        last_future = future
                     await protocol.drain(timeout)
-                    sent += previous_length
-                    if progress is not None:
-                        progress(sent, total)
-                    await collect(len(outstanding) if pipelined else 0)
+                    await collect(last or not pipelined)
                     if failure is not None:
                         break
-                previous, previous_length = data, len(piece)
-            if failure is None:
-                last = previous if previous is not None else b""
-                last_future = protocol.post((b"BDAT %d LAST\r\n" % len(last), last), timeout)
-                outstanding.append(last_future)
-                await protocol.drain(timeout)
-                sent += previous_length
-                if progress is not None:
-                    progress(sent, total)
-            await collect(0)
+            await collect(True)
         except BaseException:
             self.close()
             raise

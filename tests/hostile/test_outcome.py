@@ -16,6 +16,7 @@ from fastsmtp.errors import (
     SMTPDataError,
     SMTPReadTimeoutError,
     SMTPRecipientsRefused,
+    SMTPResponseException,
     SMTPServerDisconnected,
 )
 from fastsmtp.response import SMTPResponse
@@ -189,3 +190,16 @@ async def test_timeout_before_the_body_is_not_outcome_unknown() -> None:
         await server.finished()
     assert getattr(info.value, "outcome_unknown", False) is False
     assert b"DATA" not in bytes(server.conn.plain)
+
+
+async def test_malformed_final_reply_is_outcome_unknown() -> None:
+    # A garbled answer to the end of data says nothing about the message either.
+    script = [*UP_TO_BODY, reply("2x0 garbled"), Hang()]
+    async with HostileServer(script) as server:
+        client = client_for(server, 2.0)
+        await client.connect()
+        with pytest.raises(SMTPResponseException) as raised:
+            await client.sendmail("a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nbody\r\n")
+    assert raised.value.code == -1
+    assert raised.value.outcome_unknown is True
+    assert not client.is_connected

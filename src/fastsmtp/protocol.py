@@ -224,13 +224,13 @@ class SMTPProtocol(asyncio.Protocol):
             return batch.replies, exc
         return replies, None
 
-    async def send_body(
+    async def write_body(
         self,
         body: bytes | AsyncGenerator[bytes, None],
         reply_timeout: float | None,
         idle_timeout: float | None,
-    ) -> SMTPResponse:
-        """Write a message body (after its 354) and return the final reply.
+    ) -> asyncio.Future[list[SMTPResponse]]:
+        """Write a message body (after its 354); returns the future of its final reply.
 
         ``body`` is the encoded body, whole or as an async stream of pieces. The
         caller holds the turn. While the body is uploading, ``idle_timeout`` is a
@@ -268,7 +268,17 @@ class SMTPProtocol(asyncio.Protocol):
             log.debug(">> <message data, %d bytes>", sent)
         if not batch.future.done():
             self._arm(batch, reply_timeout)
-        return (await final_reply(batch.future))[0]
+        return batch.future
+
+    async def send_body(
+        self,
+        body: bytes | AsyncGenerator[bytes, None],
+        reply_timeout: float | None,
+        idle_timeout: float | None,
+    ) -> SMTPResponse:
+        """Write a message body (after its 354) and return the final reply."""
+        future = await self.write_body(body, reply_timeout, idle_timeout)
+        return (await final_reply(future))[0]
 
     def _transport_write(self, data: bytes | memoryview) -> None:
         # uvloop's transports implement the interface without subclassing it.

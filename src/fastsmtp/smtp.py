@@ -13,7 +13,14 @@ import collections
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from email.message import EmailMessage, Message
 from types import TracebackType
 from typing import Any, cast
@@ -375,31 +382,26 @@ class SMTP(SMTPAuth):
                 self.close()
             if start.code != 354:
                 raise SMTPDataError(start.code, start.message)
-            response = await self._send_body(
+            future = await self._write_body(
                 protocol, _dot_stuffed(chunks, progress, total), timeout_value
             )
+            return await self._accepted(future)
         finally:
             protocol.release()
-        if response.code != 250:
-            raise SMTPDataError(response.code, response.message)
-        return response
 
-    async def _send_body(
+    async def _write_body(
         self,
         protocol: SMTPProtocol,
         body: bytes | AsyncGenerator[bytes, None],
         timeout: float | None,
-    ) -> SMTPResponse:
+    ) -> asyncio.Future[list[SMTPResponse]]:
         """Upload a DATA body; any failure mid-body leaves the server in DATA mode, so
         the connection is closed (it cannot be brought back to a known state)."""
         try:
-            response = await protocol.send_body(body, timeout, timeout)
+            return await protocol.write_body(body, timeout, timeout)
         except BaseException:
             self.close()
             raise
-        if response.code == 421:
-            self.close()
-        return response
 
     async def quit(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
         """Send QUIT and close the connection."""
@@ -531,12 +533,24 @@ class SMTP(SMTPAuth):
                 data=not chunked,
             )
             try:
-                response = await self._transact(transaction, body, pipelined, chunked, timeout)
+                final = await self._transact(transaction, body, pipelined, chunked, timeout)
             except (SMTPResponseException, SMTPRecipientsRefused):
-                with contextlib.suppress(ConnectionError, SMTPResponseException):
-                    await self.rset(timeout=timeout)
+                await self._reset_after_failure(timeout)
                 raise
+        # RFC 2920 section 3.1: with pipelining, the next transaction's commands may
+        # go out while this message's final reply is on its way, so the final reply
+        # is awaited outside the lock (the reply FIFO keeps the pairing exact).
+        try:
+            response = final if isinstance(final, SMTPResponse) else await final
+        except SMTPResponseException:
+            await self._reset_after_failure(timeout)
+            raise
         return transaction.refused, response.message
+
+    async def _reset_after_failure(self, timeout: float | Default | None) -> None:
+        """RSET after a failed transaction, as aiosmtplib does; errors are ignored."""
+        with contextlib.suppress(ConnectionError, SMTPResponseException):
+            await self.rset(timeout=timeout)
 
     def _use_pipelining(self) -> bool:
         advertised = self.supports_extension("pipelining")
@@ -564,11 +578,13 @@ class SMTP(SMTPAuth):
         pipelined: bool,
         chunked: bool,
         timeout: float | Default | None,
-    ) -> SMTPResponse:
+    ) -> SMTPResponse | Awaitable[SMTPResponse]:
         """Run a transaction in the connection's turn: commands, then the body.
 
         ``body`` is the encoded DATA body (whole, or a stream of pieces), or with
-        ``chunked`` the stream of BDAT chunks.
+        ``chunked`` the stream of BDAT chunks. Returns the final reply, or when
+        pipelining an awaitable of it: the turn is released as soon as the body is
+        written, so another transaction can start while this reply is on its way.
         """
         protocol = self._connected_protocol()
         timeout_value = self._timeout(timeout)
@@ -583,10 +599,28 @@ class SMTP(SMTPAuth):
                     pipelined,
                     timeout_value,
                 )
-            else:
-                response = await self._send_body(protocol, body, timeout_value)
+                return await self._accepted(response)
+            future = await self._write_body(protocol, body, timeout_value)
+            if not pipelined:
+                return await self._accepted(future)
+            return self._accepted(future)
         finally:
             protocol.release()
+
+    async def _accepted(
+        self, reply: asyncio.Future[list[SMTPResponse]] | SMTPResponse
+    ) -> SMTPResponse:
+        """The final reply of a message: 250, or SMTPDataError (421 also closes)."""
+        if isinstance(reply, SMTPResponse):
+            response = reply
+        else:
+            try:
+                response = (await final_reply(reply))[0]
+            except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException):
+                self.close()
+                raise
+        if response.code == 421:
+            self.close()
         if response.code != 250:
             raise SMTPDataError(response.code, response.message)
         return response

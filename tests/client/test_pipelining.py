@@ -223,3 +223,68 @@ async def test_concurrent_sendmails_do_not_interleave() -> None:
         )
     assert [r for r in results[:10]] == [({}, "queued")] * 10
     assert sorted(server.messages) == sorted(b"Subject: %d\r\n\r\nx\r\n" % i for i in range(10))
+
+
+async def test_next_transaction_goes_out_before_the_previous_final_reply() -> None:
+    # RFC 2920 section 3.1: the server holds message 1's final reply until message 2's
+    # MAIL, RCPT and DATA have arrived. A client that waited for it would stall.
+    script = [
+        GREETING,
+        Expect(b"EHLO"),
+        ehlo_reply("PIPELINING"),
+        Expect(b"MAIL FROM:<sender@example.com>"),
+        Expect(b"RCPT TO:<one@example.com>"),
+        Expect(b"DATA"),
+        reply("250 ok", "250 ok", "354 go"),
+        ExpectData(),
+        Expect(b"MAIL FROM:<sender@example.com>"),
+        Expect(b"RCPT TO:<two@example.com>"),
+        Expect(b"DATA"),
+        reply("250 queued as 1", "250 ok", "250 ok", "354 go"),
+        ExpectData(),
+        reply("250 queued as 2"),
+        Expect(b"QUIT"),
+        reply("221 bye"),
+    ]
+    async with ScriptedServer(script) as server:
+        async with fastsmtp.SMTP(hostname="127.0.0.1", port=server.port, timeout=5) as client:
+            first, second = await asyncio.gather(
+                client.sendmail(SENDER, ["one@example.com"], b"Subject: 1\r\n\r\none\r\n"),
+                client.sendmail(SENDER, ["two@example.com"], b"Subject: 2\r\n\r\ntwo\r\n"),
+            )
+        conn = server.connections[0]
+    assert first == ({}, "queued as 1")
+    assert second == ({}, "queued as 2")
+    assert conn.errors == []
+
+
+async def test_lockstep_transactions_wait_for_the_final_reply() -> None:
+    # The control: the same withholding server, but without PIPELINING. The client
+    # must not send message 2's MAIL before message 1's final reply, so it stalls.
+    script = [
+        GREETING,
+        Expect(b"EHLO"),
+        ehlo_reply("8BITMIME"),
+        Expect(b"MAIL"),
+        reply("250 ok"),
+        Expect(b"RCPT"),
+        reply("250 ok"),
+        Expect(b"DATA"),
+        reply("354 go"),
+        ExpectData(),
+        Expect(b"MAIL"),
+        reply("250 queued as 1", "250 ok"),
+    ]
+    async with ScriptedServer(script) as server:
+        client = fastsmtp.SMTP(hostname="127.0.0.1", port=server.port, timeout=0.5)
+        await client.connect()
+        results = await asyncio.gather(
+            client.sendmail(SENDER, ["one@example.com"], b"Subject: 1\r\n\r\none\r\n"),
+            client.sendmail(SENDER, ["two@example.com"], b"Subject: 2\r\n\r\ntwo\r\n"),
+            return_exceptions=True,
+        )
+        client.close()
+        lines = server.connections[0].lines
+    assert isinstance(results[0], fastsmtp.SMTPReadTimeoutError)
+    assert results[0].outcome_unknown is True
+    assert sum(line.startswith(b"MAIL") for line in lines) == 1

@@ -487,6 +487,40 @@ class SMTP(SMTPAuth):
         same as sending them one by one. ``message`` may be bytes, str, or a stream
         (see :meth:`data`); for a stream, give ``size`` to announce it with SIZE.
         """
+        refused, final = await self._start_sendmail(
+            sender,
+            recipients,
+            message,
+            mail_options=mail_options,
+            rcpt_options=rcpt_options,
+            timeout=timeout,
+            size=size,
+            progress=progress,
+        )
+        # RFC 2920 section 3.1: with pipelining, the next transaction's commands may
+        # go out while this message's final reply is on its way, so the final reply
+        # is awaited outside the lock (the reply FIFO keeps the pairing exact).
+        try:
+            response = final if isinstance(final, SMTPResponse) else await final
+        except SMTPResponseException:
+            await self._reset_after_failure(timeout)
+            raise
+        return refused, response.message
+
+    async def _start_sendmail(
+        self,
+        sender: str,
+        recipients: str | Sequence[str],
+        message: MessageSource,
+        *,
+        mail_options: Iterable[str] | None,
+        rcpt_options: Iterable[str] | None,
+        timeout: float | Default | None,
+        size: int | None,
+        progress: ProgressCallback | None,
+    ) -> tuple[dict[str, SMTPResponse], SMTPResponse | Awaitable[SMTPResponse]]:
+        """``sendmail`` up to the message's end: the refused recipients, and the final
+        reply (or, when pipelining, an awaitable of it, which the caller must await)."""
         recipient_list = [recipients] if isinstance(recipients, str) else list(recipients)
         mail_opts = list(mail_options) if mail_options is not None else []
         rcpt_opts = tuple(rcpt_options) if rcpt_options is not None else ()
@@ -537,15 +571,7 @@ class SMTP(SMTPAuth):
             except (SMTPResponseException, SMTPRecipientsRefused):
                 await self._reset_after_failure(timeout)
                 raise
-        # RFC 2920 section 3.1: with pipelining, the next transaction's commands may
-        # go out while this message's final reply is on its way, so the final reply
-        # is awaited outside the lock (the reply FIFO keeps the pairing exact).
-        try:
-            response = final if isinstance(final, SMTPResponse) else await final
-        except SMTPResponseException:
-            await self._reset_after_failure(timeout)
-            raise
-        return transaction.refused, response.message
+        return transaction.refused, final
 
     async def _reset_after_failure(self, timeout: float | Default | None) -> None:
         """RSET after a failed transaction, as aiosmtplib does; errors are ignored."""
@@ -735,6 +761,26 @@ class SMTP(SMTPAuth):
         Bcc and Resent-Bcc headers are removed from what is sent. SMTPUTF8 and
         8BITMIME are used when the addresses or the server call for them.
         """
+        sender, recipient_list, flat, mail_opts = await self._prepare_message(
+            message, sender, recipients, mail_options
+        )
+        return await self.sendmail(
+            sender,
+            recipient_list,
+            flat,
+            mail_options=mail_opts,
+            rcpt_options=rcpt_options,
+            timeout=timeout,
+        )
+
+    async def _prepare_message(
+        self,
+        message: EmailMessage | Message,
+        sender: str | None,
+        recipients: str | Sequence[str] | None,
+        mail_options: Iterable[str] | None,
+    ) -> tuple[str, list[str], bytes, list[str]]:
+        """Envelope, flattened bytes and MAIL options for ``send_message``."""
         # Header injection (security.md section 9): refuse before anything is sent.
         check_message_headers(message)
         mail_opts = list(mail_options) if mail_options is not None else []
@@ -770,14 +816,7 @@ class SMTP(SMTPAuth):
             cte_type = "7bit"
         flat = flatten_message(message, utf8=utf8, cte_type=cte_type)
         check_header_block(flat)
-        return await self.sendmail(
-            sender,
-            recipient_list,
-            flat,
-            mail_options=mail_opts,
-            rcpt_options=rcpt_options,
-            timeout=timeout,
-        )
+        return sender, recipient_list, flat, mail_opts
 
     def sendmail_sync(self, *args: Any, **kwargs: Any) -> tuple[dict[str, SMTPResponse], str]:
         """Connect, ``sendmail``, QUIT, in a new event loop (not from inside one)."""

@@ -28,7 +28,15 @@ import enum
 import logging
 import random
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from email.message import EmailMessage, Message
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -86,50 +94,12 @@ def _classify(exc: BaseException, body_sent: bool) -> _Kind:
     return _Kind.PERMANENT  # bad arguments, a missing extension, a bad configuration
 
 
-class _PoolClient(SMTP):
-    """``SMTP`` that notes when a whole ``bytes`` message has been handed to the transport."""
-
-    body_sent = False
-
-    async def sendmail(
-        self,
-        sender: str,
-        recipients: str | Sequence[str],
-        message: MessageSource,
-        /,
-        *,
-        mail_options: Iterable[str] | None = None,
-        rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
-        size: int | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> tuple[dict[str, SMTPResponse], str]:
-        self.body_sent = False
-
-        def track(sent: int, total: int | None) -> None:
-            if total is not None and sent >= total:
-                self.body_sent = True
-            if progress is not None:
-                progress(sent, total)
-
-        return await super().sendmail(
-            sender,
-            recipients,
-            message,
-            mail_options=mail_options,
-            rcpt_options=rcpt_options,
-            timeout=timeout,
-            size=size,
-            progress=track,
-        )
-
-
 class _Pooled:
     """A pooled client and its bookkeeping (times from the event loop's clock)."""
 
     __slots__ = ("client", "created", "enhanced", "last_used", "messages")
 
-    def __init__(self, client: _PoolClient, now: float) -> None:
+    def __init__(self, client: SMTP, now: float) -> None:
         self.client = client
         self.created = now
         self.last_used = now
@@ -202,16 +172,32 @@ class _Job:
         # A stream can be read once only: no second attempt.
         self.replayable = isinstance(message, (bytes, str, Message))
 
-    async def send(
-        self, client: _PoolClient, recipients: list[str]
-    ) -> tuple[dict[str, SMTPResponse], str]:
-        client.body_sent = False
+    async def start(
+        self, client: SMTP, recipients: list[str]
+    ) -> tuple[dict[str, SMTPResponse], SMTPResponse | Awaitable[SMTPResponse]]:
+        """Run the transaction up to the end of the message; returns the refused
+        recipients and the final reply, or (pipelining) an awaitable of it."""
         if isinstance(self.message, Message):
-            return await client.send_message(
-                self.message, sender=self.sender, recipients=recipients, **self.kwargs
+            sender, rcpts, flat, mail_options = await client._prepare_message(
+                self.message, self.sender, recipients, self.kwargs.get("mail_options")
             )
+            kwargs = {**self.kwargs, "mail_options": mail_options}
+            return await client._start_sendmail(sender, rcpts, flat, **_start_kwargs(kwargs))
         assert self.sender is not None
-        return await client.sendmail(self.sender, recipients, self.message, **self.kwargs)
+        return await client._start_sendmail(
+            self.sender, recipients, self.message, **_start_kwargs(self.kwargs)
+        )
+
+
+def _start_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``sendmail``'s keyword arguments, every one given (``_start_sendmail`` wants all)."""
+    return {
+        "mail_options": kwargs.get("mail_options"),
+        "rcpt_options": kwargs.get("rcpt_options"),
+        "timeout": kwargs.get("timeout", _default),
+        "size": kwargs.get("size"),
+        "progress": kwargs.get("progress"),
+    }
 
 
 def _recipient_list(recipients: str | Sequence[str]) -> list[str]:
@@ -318,7 +304,7 @@ class SMTPPool:
             "pipelining": pipelining,
             "chunking": chunking,
         }
-        _PoolClient(**self._options)  # raises now for options SMTP would refuse
+        SMTP(**self._options)  # raises now for options SMTP would refuse
         self.timeout = timeout
         self.max_connections = max_connections
         self.max_messages_per_connection = max_messages_per_connection
@@ -473,7 +459,7 @@ class SMTPPool:
     async def _open(self) -> _Pooled:
         if self._login_rate is not None:
             await self._login_rate.acquire()
-        client = _PoolClient(**self._options)
+        client = SMTP(**self._options)
         await client.connect()  # STARTTLS and AUTH as configured
         try:
             if client.is_ehlo_or_helo_needed:
@@ -497,10 +483,12 @@ class SMTPPool:
             conn.client.close()
             self._connections.discard(conn)
 
-    async def _checkin(self, conn: _Pooled, reusable: bool) -> None:
+    async def _checkin(self, conn: _Pooled, reusable: bool, *, retire: bool = False) -> None:
+        """Return a connection: kept for reuse, retired with QUIT, or (state unknown)
+        closed at once."""
         try:
             conn.last_used = asyncio.get_running_loop().time()
-            if reusable and conn.client.is_connected and not self._closed:
+            if reusable and conn.client.is_connected and not self._closed and not retire:
                 self._idle.append(conn)
             elif reusable:
                 await self._retire(conn)
@@ -522,22 +510,35 @@ class SMTPPool:
             return _Outcome(None, "", exc, False, False)
         client = conn.client
         try:
-            refused, text = await job.send(client, recipients)
+            refused, final = await job.start(client, recipients)
         except Exception as exc:
             conn.messages += 1
-            # After a refusal SMTP has sent RSET: the connection is fine. After anything
-            # else its state is unknown; SMTP has closed it already in most cases.
-            reusable = isinstance(exc, (SMTPResponseException, SMTPRecipientsRefused)) or (
-                isinstance(exc, (ValueError, TypeError)) and not client.body_sent
+            # After a refusal SMTP has sent RSET, and bad input is refused before
+            # anything is written: the connection is fine. After anything else SMTP
+            # has closed it (its state is unknown).
+            reusable = client.is_connected and isinstance(
+                exc, (SMTPResponseException, SMTPRecipientsRefused, ValueError, TypeError)
             )
-            await self._checkin(conn, reusable)
-            return _Outcome(None, "", exc, conn.enhanced, client.body_sent)
+            # A transient (4yz) reply will be retried, and on a fresh connection: this
+            # one may be what the server is unhappy with (RFC 5321 section 4.5.4.1).
+            transient = isinstance(exc, SMTPResponseException) and 400 <= exc.code < 500
+            await self._checkin(conn, reusable, retire=transient)
+            return _Outcome(None, "", exc, conn.enhanced, False)
         except BaseException:
             await self._checkin(conn, False)  # cancelled mid-transaction
             raise
         conn.messages += 1
+        # RFC 2920 section 3.1: the message is out; the connection goes back to the
+        # pool now, so the next transaction on it is pipelined behind this final reply
+        # (the reply FIFO keeps the pairing exact).
         await self._checkin(conn, True)
-        return _Outcome(refused, text, None, conn.enhanced, True)
+        try:
+            response = final if isinstance(final, SMTPResponse) else await final
+        except Exception as exc:
+            # No RSET: the transaction has ended, and the connection may already carry
+            # the next one.
+            return _Outcome(None, "", exc, conn.enhanced, True)
+        return _Outcome(refused, response.message, None, conn.enhanced, True)
 
     async def _backoff(self, attempt: int) -> bool:
         """Wait before retry ``attempt`` + 1; False if the pool closed meanwhile."""

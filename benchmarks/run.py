@@ -712,6 +712,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--delay-ms", type=float, default=10.0, help="one way (default 10)")
     parser.add_argument("--delay-messages", type=int, default=20)
     parser.add_argument("--list", action="store_true", help="list scenarios and exit")
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="also run bench_pool.py: SMTPPool.send_many of 20,000 messages over 16 "
+        "connections beside aiosmtplib with 16 hand-managed connections (~30 s)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 50:
         parser.error("--runs must be 1..50")
@@ -749,6 +755,16 @@ def main(argv: list[str] | None = None) -> int:
             log(f"sink: {sink_name} on {HOST}:{sink_port} (pid {pid or '?'})")
             result = asyncio.run(run_all(args, sink_port, pid, files))
     print(report(args, sink_name, result))
+    if args.pool:
+        # Bulk sending through the pool (issue 7): its own script, its own sinks.
+        log("pool: benchmarks/bench_pool.py (20,000 messages, 16 connections)")
+        pool = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("bench_pool.py"))],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        print("\n" + pool.stdout.strip())
     return 0
 
 

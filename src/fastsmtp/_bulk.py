@@ -63,7 +63,8 @@ def _classify(exc: BaseException, body_sent: bool) -> _Kind:
         # RFC 5321 section 4.2.1: 4yz is transient, 5yz permanent. Anything else (a
         # malformed reply, code -1) closed the connection before the body: try again.
         return _Kind.PERMANENT if 500 <= exc.code < 600 else _Kind.TRANSIENT
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    # asyncio.TimeoutError: SMTPTimeoutError's base, the builtin TimeoutError from 3.11 on.
+    if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)):
         return _Kind.TRANSIENT  # disconnects, connect errors, timeouts (all fastsmtp's too)
     return _Kind.PERMANENT  # bad arguments, a missing extension, a bad configuration
 

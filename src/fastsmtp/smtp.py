@@ -61,7 +61,9 @@ class SMTP(SMTPSending):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if isinstance(exc, (ConnectionError, TimeoutError)):
+        # asyncio.TimeoutError is the builtin TimeoutError from 3.11 on; on 3.10 the
+        # SMTPTimeoutErrors derive from asyncio's own class.
+        if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
             self.close()
             return
         try:

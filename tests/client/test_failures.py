@@ -62,7 +62,7 @@ async def test_greeting_never_comes() -> None:
             await client.connect()
         assert loop.time() - started < 3
         assert info.value.args == ("Timed out waiting for server ready message",)
-        assert isinstance(info.value, TimeoutError)
+        assert isinstance(info.value, asyncio.TimeoutError)  # TimeoutError on 3.11+
         assert isinstance(info.value, SMTPConnectError)
         assert not client.is_connected
         await client_went_away(server)
@@ -86,7 +86,7 @@ async def test_reply_never_comes() -> None:
             await client.noop()
         assert info.value.args == ("Timed out waiting for server response",)
         assert isinstance(info.value, SMTPTimeoutError)
-        assert isinstance(info.value, TimeoutError)
+        assert isinstance(info.value, asyncio.TimeoutError)  # TimeoutError on 3.11+
         # the reply stream is out of sync: the client closed the connection
         assert not client.is_connected
         with pytest.raises(SMTPServerDisconnected):

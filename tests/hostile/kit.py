@@ -581,6 +581,15 @@ def make_tls_files() -> TLSFiles:
         .not_valid_before(now - datetime.timedelta(days=30))
         .not_valid_after(now - datetime.timedelta(days=1))
         .add_extension(_names(), critical=False)
+        # Python 3.13 verifies with VERIFY_X509_STRICT: without these the certificate
+        # would be refused for its form, not for having expired.
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
     self_signed_cert = (

@@ -39,7 +39,6 @@ CRLF = b"\r\n"
 # C0 controls and DEL: any of them in an argument could end the command line early
 # (CR, LF) or confuse the server's parser (NUL).
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
-_CONTROL_STR = re.compile(r"[\x00-\x1f\x7f]")
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
@@ -135,10 +134,3 @@ def message_size(data: bytes) -> int:
     if not text.endswith(b"\n"):
         size += 2
     return size
-
-
-def control_free(value: str, what: str) -> str:
-    """Raise ValueError if a text that goes into a command has control characters."""
-    if _CONTROL_STR.search(value):
-        raise ValueError(f"The {what} param contains prohibited control characters")
-    return value

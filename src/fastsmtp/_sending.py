@@ -182,8 +182,8 @@ class SMTPSending(SMTPAuth):
         # Every argument is checked before anything is written.
         mail_line(sender, mail_opts, encoding)
         rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipient_list]
-        if not isinstance(message, bytes):
-            message_chunks(message)  # a TypeError for what is not a message, now
+        # A stream is wrapped now, so what is not a message is a TypeError now.
+        stream = None if isinstance(message, bytes) else message_chunks(message)
 
         async with self._sendmail_lock:
             await self._ehlo_or_helo_if_needed()
@@ -199,7 +199,7 @@ class SMTPSending(SMTPAuth):
                 if size is None:
                     size = encoder.size
             else:
-                chunks, total = message_chunks(message)
+                chunks, total = stream if stream is not None else message_chunks(message)
                 if size is None and isinstance(message, bytes) and self.supports_extension("size"):
                     size = len(message) if binary else message_size(message)
                 if chunked:

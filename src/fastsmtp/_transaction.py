@@ -89,11 +89,6 @@ class MailTransaction:
         self.server_closing = False
         self.data_accepted = False
 
-    @property
-    def answered(self) -> int:
-        """How many replies have been judged."""
-        return self._next
-
     def check_open(self) -> None:
         """Raise what a lockstep client raises if it sent the next command now."""
         if self.server_closing:

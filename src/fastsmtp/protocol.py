@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import cast
 
 from ._speedups import NEED_DATA, ReplyParser
+from ._transaction import CHUNK_SIZE
 from .errors import (
     SMTPReadTimeoutError,
     SMTPResponseException,
@@ -37,8 +38,6 @@ __all__ = ("SMTPProtocol", "final_reply")
 log = logging.getLogger("fastsmtp")
 
 _QUIT_REPLY = SMTPResponse(221, "")
-# A whole message body is written in pieces of this size (see ``send_body``).
-_BODY_PIECE = 256 * 1024
 
 
 class _Batch:
@@ -248,11 +247,11 @@ class SMTPProtocol(asyncio.Protocol):
             # A whole body is written in pieces too, so the no-progress timer and
             # the write buffer stay bounded however large it is.
             view = memoryview(body)
-            for start in range(0, len(body), _BODY_PIECE):
+            for start in range(0, len(body), CHUNK_SIZE):
                 if batch.future.done():
                     break
                 self._raise_if_unusable()
-                self._transport_write(view[start : start + _BODY_PIECE])
+                self._transport_write(view[start : start + CHUNK_SIZE])
                 await self.drain(idle_timeout)
             sent = len(body)
         else:
@@ -269,16 +268,6 @@ class SMTPProtocol(asyncio.Protocol):
         if not batch.future.done():
             self._arm(batch, reply_timeout)
         return batch.future
-
-    async def send_body(
-        self,
-        body: bytes | AsyncGenerator[bytes, None],
-        reply_timeout: float | None,
-        idle_timeout: float | None,
-    ) -> SMTPResponse:
-        """Write a message body (after its 354) and return the final reply."""
-        future = await self.write_body(body, reply_timeout, idle_timeout)
-        return (await final_reply(future))[0]
 
     def _transport_write(self, data: bytes | memoryview) -> None:
         # uvloop's transports implement the interface without subclassing it.

@@ -63,6 +63,16 @@ class SMTPAuth(SMTPConnection):
             "allow_insecure_auth=True if this channel is trusted."
         )
 
+    async def _sasl(
+        self, line: bytes, expected: int | None, timeout: float | Default | None
+    ) -> SMTPResponse:
+        """One step of a SASL exchange (RFC 4954), never logged in the clear; a reply
+        other than ``expected`` (when given) fails the authentication."""
+        response = await self._execute(line + CRLF, timeout, redact=True)
+        if expected is not None and response.code != expected:
+            raise SMTPAuthenticationError(response.code, response.message)
+        return response
+
     async def login(
         self,
         username: str | bytes,
@@ -103,20 +113,15 @@ class SMTPAuth(SMTPConnection):
     ) -> SMTPResponse:
         """AUTH CRAM-MD5 (RFC 2195)."""
         self._check_auth_channel()
-        response = await self._execute(b"AUTH CRAM-MD5\r\n", timeout, redact=True)
-        if response.code != 334:
-            raise SMTPAuthenticationError(response.code, response.message)
+        response = await self._sasl(b"AUTH CRAM-MD5", 334, timeout)
         try:
             verification = auth_crammd5_verify(username, password, response.message)
         except SMTPAuthenticationError:
             # RFC 4954 section 4: "*" cancels the exchange, so the server is not left
             # waiting for an answer while the next command arrives.
-            await self._execute(b"*\r\n", timeout, redact=True)
+            await self._sasl(b"*", None, timeout)
             raise
-        response = await self._execute(verification + CRLF, timeout, redact=True)
-        if response.code != 235:
-            raise SMTPAuthenticationError(response.code, response.message)
-        return response
+        return await self._sasl(verification, 235, timeout)
 
     async def auth_plain(
         self,
@@ -129,10 +134,7 @@ class SMTPAuth(SMTPConnection):
         """AUTH PLAIN (RFC 4616) with an initial response."""
         self._check_auth_channel()
         encoded = auth_plain_encode(username, password)
-        response = await self._execute(b"AUTH PLAIN " + encoded + CRLF, timeout, redact=True)
-        if response.code != 235:
-            raise SMTPAuthenticationError(response.code, response.message)
-        return response
+        return await self._sasl(b"AUTH PLAIN " + encoded, 235, timeout)
 
     async def auth_login(
         self,
@@ -145,15 +147,8 @@ class SMTPAuth(SMTPConnection):
         """AUTH LOGIN, the username sent as the initial response."""
         self._check_auth_channel()
         encoded_username, encoded_password = auth_login_encode(username, password)
-        response = await self._execute(
-            b"AUTH LOGIN " + encoded_username + CRLF, timeout, redact=True
-        )
-        if response.code != 334:
-            raise SMTPAuthenticationError(response.code, response.message)
-        response = await self._execute(encoded_password + CRLF, timeout, redact=True)
-        if response.code != 235:
-            raise SMTPAuthenticationError(response.code, response.message)
-        return response
+        await self._sasl(b"AUTH LOGIN " + encoded_username, 334, timeout)
+        return await self._sasl(encoded_password, 235, timeout)
 
     async def auth_xoauth2(
         self,
@@ -167,10 +162,10 @@ class SMTPAuth(SMTPConnection):
         await self._ehlo_or_helo_if_needed()
         self._check_auth_channel()
         encoded = auth_xoauth2_encode(username, access_token)
-        response = await self._execute(b"AUTH XOAUTH2 " + encoded + CRLF, timeout, redact=True)
+        response = await self._sasl(b"AUTH XOAUTH2 " + encoded, None, timeout)
         if response.code == 334:
             # The server sent an error as a challenge; an empty line ends the exchange.
-            response = await self._execute(CRLF, timeout, redact=True)
+            response = await self._sasl(b"", None, timeout)
         if response.code != 235:
             raise SMTPAuthenticationError(response.code, response.message)
         return response

@@ -288,3 +288,4 @@ async def test_lockstep_transactions_wait_for_the_final_reply() -> None:
     assert isinstance(results[0], fastsmtp.SMTPReadTimeoutError)
     assert results[0].outcome_unknown is True
     assert sum(line.startswith(b"MAIL") for line in lines) == 1
+

@@ -1,0 +1,211 @@
+"""flatten_message's one-line header fast path and check_header_block's one-regex path
+give exactly what the stdlib generator and the line-by-line check give."""
+
+from __future__ import annotations
+
+import email.generator
+import email.policy
+import io
+import sys
+from collections.abc import Callable
+from email.headerregistry import Address
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import fastsmtp.email as ours
+from fastsmtp.email import _check_header_lines, _fold_one_line, _OneLineFoldPolicy, _policy
+
+# Characters that matter to the folding code: RFC 5322 specials, encoded-word markers,
+# whitespace, quotes, comments, non-ASCII and (rarely) surrogate escapes.
+_TEXT = st.lists(
+    st.sampled_from(
+        [*"abcXYZ09 .,;:@<>()[]\\\"'=?_-\t", "=?", "?=", "é", "ü", "\u2603", "\udcff",
+         "\r\n ", "\n"]
+    ),
+    max_size=90,
+).map("".join)
+_ATOM = st.text(alphabet="abcxyz09.-_+", min_size=1, max_size=20)
+
+
+@st.composite
+def _address_value(draw: st.DrawFn) -> str | Address:
+    """An address header value: a raw string with odd spacing, or an Address object."""
+    local = draw(_ATOM).strip(".") or "x"
+    domain = draw(st.sampled_from(["example.com", "b", "bücher.de", "x.y.z"]))
+    name = draw(st.text(alphabet='abc XYZ."é,()', max_size=25))
+    if draw(st.booleans()):
+        return Address(display_name=name, username=local, domain=domain)
+    spaces = draw(st.sampled_from(["", " ", "   ", "\t"]))
+    if not name:
+        return f"{local}@{domain}"
+    return f"{name}{spaces}<{local}@{domain}>"
+
+
+@st.composite
+def _message(draw: st.DrawFn) -> EmailMessage:
+    limit = draw(st.sampled_from([78, 78, 30, 100, 1000]))
+    message = EmailMessage(policy=email.policy.default.clone(max_line_length=limit))
+    headers: list[tuple[str, object]] = [("From", draw(_address_value()))]
+    recipients = draw(st.lists(_address_value(), min_size=1, max_size=4))
+    headers.append(("To", ", ".join(str(r) for r in recipients)))
+    if draw(st.booleans()):
+        headers.append(("Cc", draw(_address_value())))
+    headers.append(("Subject", draw(_TEXT)))
+    headers.append(("X-Custom-" + draw(st.text(alphabet="ABC-", max_size=40)), draw(_TEXT)))
+    dates = ["Sun, 22 Nov 2026 10:00:00 +0000", "not a date", "22 Nov 2026 10:00 -0500"]
+    headers.append(("Date", draw(st.sampled_from(dates))))
+    ids = ["<a@b>", "<send-message@example.com>", "no brackets", "<é@x>"]
+    headers.append(("Message-ID", draw(st.sampled_from(ids))))
+    try:
+        for name, value in headers:
+            message[name] = value
+    except Exception:  # the stdlib refused (or tripped over) a header
+        assume(False)
+    body = draw(st.sampled_from(["hi\n", "é\n", "x" * 200 + "\n", "From me\n.\n"]))
+    subtype = draw(st.sampled_from(["plain", "html"]))
+    message.set_content(body, subtype=subtype)
+    if draw(st.booleans()):
+        message.set_param("format", draw(st.sampled_from(["flowed", "x y", "é"])))
+    return message
+
+
+def _outcome(func: Callable[..., object], *args: object, **kwargs: object) -> tuple[str, object]:
+    """The result, or the exception type and message (the stdlib's refusals must be ours)."""
+    try:
+        return ("ok", func(*args, **kwargs))
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def _stdlib(message: EmailMessage, utf8: bool, cte_type: str) -> bytes:
+    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+    if cte_type != "8bit":
+        policy = policy.clone(cte_type=cte_type)
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer, policy=policy).flatten(message)
+    return buffer.getvalue()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_message(), st.booleans(), st.sampled_from(["8bit", "7bit"]))
+def test_flatten_is_byte_identical_to_the_stdlib(
+    message: EmailMessage, utf8: bool, cte_type: str
+) -> None:
+    expected = _outcome(_stdlib, message, utf8, cte_type)
+    got = _outcome(ours.flatten_message, message, utf8=utf8, cte_type=cte_type)
+    assert got == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["Subject", "X-A", "Comments", "Keywords", "X-" + "n" * 70]),
+    _TEXT,
+    st.sampled_from([78, 30, 0]),
+    st.booleans(),
+)
+def test_each_header_folds_as_the_stdlib_does(
+    name: str, value: str, limit: int, utf8: bool
+) -> None:
+    stdlib = email.policy.SMTP.clone(max_line_length=limit or None, utf8=utf8)
+    mine = _policy(True, utf8, "8bit").clone(max_line_length=limit or None)
+    assert isinstance(mine, _OneLineFoldPolicy)
+    try:
+        header = stdlib.header_factory(name, value)
+    except Exception:
+        assume(False)
+    assert _outcome(mine.fold_binary, name, header) == _outcome(stdlib.fold_binary, name, header)
+
+
+def _typical() -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Sender <sender@example.com>"
+    message["To"] = "Recipient <rcpt0@example.com>, other@example.com"
+    message["Subject"] = "A short subject"
+    message["Message-ID"] = "<id@example.com>"
+    message["Date"] = "Sun, 22 Nov 2026 10:00:00 +0000"
+    message.set_content("body\n")
+    return message
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+def test_typical_headers_take_the_fast_path() -> None:
+    policy = _policy(True, False, "8bit")
+    assert isinstance(policy, email.policy.EmailPolicy)
+    message = _typical()
+    for name, value in message.raw_items():
+        folded = _fold_one_line(policy, value)
+        assert folded == f"{name}: {value}\r\n".encode(), name
+    long_subject = policy.header_factory("Subject", "word " * 30)
+    assert _fold_one_line(policy, long_subject) is None  # needs folding: the stdlib's job
+    assert _fold_one_line(policy, policy.header_factory("Subject", "é")) is None
+    assert _fold_one_line(policy, "plain string value") is None
+
+
+def test_flatten_without_bcc_leaves_the_message_untouched() -> None:
+    message = _typical()
+    before = list(message.raw_items())
+    flat = ours.flatten_message(message)
+    assert flat == _stdlib(message, False, "8bit")
+    assert list(message.raw_items()) == before
+    message["Bcc"] = "hidden@example.com"
+    message["RESENT-BCC"] = "hidden2@example.com"
+    flat = ours.flatten_message(message)
+    assert b"hidden" not in flat
+    assert message["Bcc"] == "hidden@example.com"  # the caller's copy keeps it
+
+
+# --- check_header_block -------------------------------------------------------------------
+
+_HEADER_BYTES = st.lists(
+    st.sampled_from([b"A", b"Bc-d", b":", b" ", b"\t", b"x", b"\r", b"\n", b"\r\n", b"\x00"]),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_HEADER_BYTES)
+def test_header_block_regex_agrees_with_the_line_check(flat: bytes) -> None:
+    try:
+        _check_header_lines(flat)
+        slow = True
+    except ValueError:
+        slow = False
+    fast = ours._WELL_FORMED.match(flat) is not None
+    assert fast <= slow  # the regex never accepts what the line check refuses
+    if slow and not fast:
+        # the one shape it leaves to the line check: data ending inside a continuation line
+        last_line = flat.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")[-1]
+        assert last_line[:1] in (b" ", b"\t")
+
+
+@pytest.mark.parametrize(
+    "flat",
+    [
+        b"From: a\r\nSubject: x\r\n folded\r\n\r\nbody",
+        b"A: b\r\n",
+        b"A: b",
+        b"",
+        b"\r\nbody: not a header",
+        b"A: b\r\n\tc\r\n d",
+        b"A: b\r\r\nnot a header\r\n",  # bare CR, then CRLF: an empty line ends the block
+    ],
+)
+def test_well_formed_blocks(flat: bytes) -> None:
+    ours.check_header_block(flat)
+
+
+@pytest.mark.parametrize(
+    ("flat", "line"),
+    [
+        (b"A: b\r\nnot a header\r\n\r\n", 2),
+        (b"A: b\rBcc evil\r\n\r\n", 2),
+        (b"A: b\r\n c\nbad\r\n", 3),
+        (b" cont\r\n", 1),
+    ],
+)
+def test_malformed_blocks_name_the_line(flat: bytes, line: int) -> None:
+    with pytest.raises(ValueError, match=f"line {line}"):
+        ours.check_header_block(flat)

@@ -3,9 +3,11 @@
 ``SMTPProtocol`` owns the reply parser and a FIFO of outstanding *batches*. A batch is
 one write of one or more commands together with the number of replies it expects
 (RFC 2920 section 3.1: replies come back in the order the commands were sent). Lockstep
-sending is simply a batch of one. Each batch has one future and one timer (a whole-reply
-deadline, so a server dripping a byte at a time cannot stretch it), and every reply that
-arrives in one ``data_received`` is matched before any waiter wakes.
+sending is simply a batch of one. Each batch has one future and a whole-reply deadline (so
+a server dripping a byte at a time cannot stretch it), and every reply that arrives in one
+``data_received`` is matched before any waiter wakes. One event-loop timer per connection
+watches the deadlines: it is set for the earliest one and moved on lazily when it fires,
+so a batch answered in time costs no timer operations.
 
 Bytes that arrive while no batch is outstanding were not asked for: an injected or
 duplicated reply, idle chatter, or an unsolicited 421 (RFC 5321 section 3.8). Any of them
@@ -43,13 +45,13 @@ _QUIT_REPLY = SMTPResponse(221, "")
 class _Batch:
     """Replies expected for one write, and the future that gets them."""
 
-    __slots__ = ("expected", "future", "redact", "replies", "timer")
+    __slots__ = ("deadline", "expected", "future", "redact", "replies")
 
     def __init__(self, future: asyncio.Future[list[SMTPResponse]], expected: int) -> None:
         self.future = future
         self.expected = expected
         self.replies: list[SMTPResponse] = []
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None
         self.redact = False
 
 
@@ -96,6 +98,9 @@ class SMTPProtocol(asyncio.Protocol):
         self._idle_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._busy = False
         self._greeting: _Batch | None = None
+        # The deadline watcher (see the module docstring) and the time it is set for.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
 
     # -- asyncio callbacks ----------------------------------------------------------
 
@@ -393,19 +398,43 @@ class SMTPProtocol(asyncio.Protocol):
         return batch
 
     def _arm(self, batch: _Batch, timeout: float | None) -> None:
-        if timeout is not None:
-            batch.timer = self._loop.call_at(
-                self._loop.time() + timeout, self._timed_out, batch
-            )
-
-    def _timed_out(self, batch: _Batch) -> None:
-        if batch.future.done():
+        """Give ``batch`` its whole-reply deadline, ``timeout`` seconds from now."""
+        if timeout is None:
             return
-        self._abort(SMTPReadTimeoutError("Timed out waiting for server response"))
+        deadline = self._loop.time() + timeout
+        batch.deadline = deadline
+        timer = self._timer
+        if timer is None or deadline < self._timer_when:
+            if timer is not None:
+                timer.cancel()
+            self._watch(deadline)
+
+    def _watch(self, when: float) -> None:
+        self._timer = self._loop.call_at(when, self._deadline_reached, when)
+        self._timer_when = when
+
+    def _deadline_reached(self, when: float) -> None:
+        """The watcher fired for ``when``: time out if a batch is due, else move on."""
+        self._timer = None
+        upcoming: float | None = None
+        for batch in self._outstanding:
+            deadline = batch.deadline
+            if deadline is None:
+                continue
+            if deadline <= when:
+                self._abort(SMTPReadTimeoutError("Timed out waiting for server response"))
+                return
+            if upcoming is None or deadline < upcoming:
+                upcoming = deadline
+        if upcoming is not None:
+            self._watch(upcoming)
+
+    def _stop_watching(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _finish(self, batch: _Batch) -> None:
-        if batch.timer is not None:
-            batch.timer.cancel()
         if not batch.future.done():
             batch.future.set_result(batch.replies)
         if batch.replies and batch.replies[-1].code == 421:
@@ -436,21 +465,19 @@ class SMTPProtocol(asyncio.Protocol):
         if self._quit_sent:
             # RFC 5321 section 4.1.1.10: after QUIT, a closed channel is the answer.
             for batch in self._outstanding:
-                if batch.timer is not None:
-                    batch.timer.cancel()
                 if not batch.future.done():
                     batch.future.set_result([_QUIT_REPLY])
             self._outstanding.clear()
+            self._stop_watching()
         else:
             self._fail_outstanding(exc)
         self._closed = True
 
     def _fail_outstanding(self, exc: Exception) -> None:
+        self._stop_watching()
         outstanding = self._outstanding
         while outstanding:
             batch = outstanding.popleft()
-            if batch.timer is not None:
-                batch.timer.cancel()
             if not batch.future.done():
                 batch.future.set_exception(exc)
                 # Mark retrieved: a batch nobody awaits (the greeting) must not warn.

@@ -151,3 +151,48 @@ async def test_final_reply_deadline_after_the_body() -> None:
     assert 0.9 <= elapsed < 3.0
     assert not client.is_connected
     assert bytes(server.conn.plain).endswith(b"DATA\r\nhello\r\n.\r\n")  # no RSET, no QUIT
+
+
+# One watcher serves every deadline of a connection (protocol.py): a later command with a
+# shorter timeout must not wait for an earlier, longer deadline, and a deadline that has
+# passed harmlessly (its reply came) must not cut a later, longer one short.
+
+
+async def test_shorter_deadline_after_a_longer_one_fires_on_time() -> None:
+    script = [Expect(b"EHLO"), ehlo_reply(), Expect(b"NOOP"), reply("250 ok"), Hang()]
+    async with HostileServer(script) as server:
+        client = client_for(server, 30.0, start_tls=False)
+        await client.connect()
+        await client.ehlo()
+        await client.noop(timeout=30.0)  # answered: its 30 s deadline stays on the watcher
+        start = time.monotonic()
+        with pytest.raises(SMTPReadTimeoutError):
+            await client.noop(timeout=0.5)
+        elapsed = time.monotonic() - start
+    assert 0.45 <= elapsed < 2.0
+    assert not client.is_connected
+
+
+async def test_answered_short_deadline_does_not_cut_a_longer_one_short() -> None:
+    script = [
+        Expect(b"EHLO"),
+        ehlo_reply(),
+        Expect(b"NOOP"),
+        reply("250 ok"),
+        Expect(b"NOOP"),
+        Drip(b"250 late but in time\r\n", 0.05),  # about 1.1 s for the whole reply
+        Expect(b"QUIT"),
+        reply("221 bye"),
+    ]
+    async with HostileServer(script) as server:
+        client = client_for(server, 30.0, start_tls=False)
+        await client.connect()
+        await client.ehlo()
+        await client.noop(timeout=0.3)  # answered at once; the watcher still fires at 0.3 s
+        start = time.monotonic()
+        response = await client.noop(timeout=3.0)
+        elapsed = time.monotonic() - start
+        await client.quit()
+    assert response.message == "late but in time"
+    assert 0.3 < elapsed < 3.0
+    assert bytes(server.conn.plain) == b"EHLO client.test\r\nNOOP\r\nNOOP\r\nQUIT\r\n"

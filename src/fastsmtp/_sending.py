@@ -173,20 +173,27 @@ class SMTPSending(SMTPAuth):
         recipient_list = [recipients] if isinstance(recipients, str) else list(recipients)
         mail_opts = list(mail_options) if mail_options is not None else []
         rcpt_opts = tuple(rcpt_options) if rcpt_options is not None else ()
-        encoding = "utf-8" if any(o.lower() == "smtputf8" for o in mail_opts) else "ascii"
-        binary = any(o.upper() == "BODY=BINARYMIME" for o in mail_opts)
-        if isinstance(message, str):
-            message = message.encode("ascii")
-        elif isinstance(message, (bytearray, memoryview)):
-            message = bytes(message)
+        encoding = "ascii"
+        binary = False
+        for option in mail_opts:
+            if option.lower() == "smtputf8":
+                encoding = "utf-8"
+            elif option.upper() == "BODY=BINARYMIME":
+                binary = True
+        if type(message) is not bytes:
+            if isinstance(message, str):
+                message = message.encode("ascii")
+            elif isinstance(message, (bytearray, memoryview)):
+                message = bytes(message)
         # Every argument is checked before anything is written.
-        mail_line(sender, mail_opts, encoding)
+        mail = mail_line(sender, mail_opts, encoding)
         rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipient_list]
         # A stream is wrapped now, so what is not a message is a TypeError now.
         stream = None if isinstance(message, bytes) else message_chunks(message)
 
         async with self._sendmail_lock:
-            await self._ehlo_or_helo_if_needed()
+            if self.last_ehlo_response is None and self.last_helo_response is None:
+                await self._ehlo_or_helo_if_needed()
             if encoding != "ascii" and not self.supports_extension("smtputf8"):
                 raise SMTPNotSupported(_SMTPUTF8_NOT_SUPPORTED)
             pipelined = self._use_pipelining()
@@ -208,12 +215,9 @@ class SMTPSending(SMTPAuth):
                     body = _dot_stuffed(chunks, progress, total)
             if size is not None and self.supports_extension("size"):
                 mail_opts.insert(0, f"size={size}")
+                mail = mail_line(sender, mail_opts, encoding)
             transaction = MailTransaction(
-                sender,
-                recipient_list,
-                mail_line(sender, mail_opts, encoding),
-                rcpt_lines,
-                data=not chunked,
+                sender, recipient_list, mail, rcpt_lines, data=not chunked
             )
             try:
                 final = await self._transact(transaction, body, pipelined, chunked, timeout)

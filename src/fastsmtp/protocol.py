@@ -117,6 +117,7 @@ class SMTPProtocol(asyncio.Protocol):
         parser = self._parser
         parser.feed(data)
         outstanding = self._outstanding
+        debug = log.isEnabledFor(logging.DEBUG)
         while True:
             try:
                 reply = parser.next_reply()
@@ -130,7 +131,7 @@ class SMTPProtocol(asyncio.Protocol):
                 self._unsolicited(reply)
                 return
             batch = outstanding[0]
-            if log.isEnabledFor(logging.DEBUG):
+            if debug:
                 log.debug("<< %s", "[redacted]" if batch.redact else reply)
             batch.replies.append(reply)
             if len(batch.replies) == batch.expected:
@@ -249,16 +250,21 @@ class SMTPProtocol(asyncio.Protocol):
         self._outstanding.append(batch)
         sent = 0
         if isinstance(body, bytes):
-            # A whole body is written in pieces too, so the no-progress timer and
-            # the write buffer stay bounded however large it is.
-            view = memoryview(body)
-            for start in range(0, len(body), CHUNK_SIZE):
-                if batch.future.done():
-                    break
-                self._raise_if_unusable()
-                self._transport_write(view[start : start + CHUNK_SIZE])
-                await self.drain(idle_timeout)
             sent = len(body)
+            if sent <= CHUNK_SIZE:
+                self._transport_write(body)
+                if self._paused:
+                    await self.drain(idle_timeout)
+            else:
+                # A large body is written in pieces, so the no-progress timer and the
+                # write buffer stay bounded however large it is.
+                view = memoryview(body)
+                for start in range(0, sent, CHUNK_SIZE):
+                    if batch.future.done():
+                        break
+                    self._raise_if_unusable()
+                    self._transport_write(view[start : start + CHUNK_SIZE])
+                    await self.drain(idle_timeout)
         else:
             async with contextlib.aclosing(body):
                 async for chunk in body:
@@ -275,8 +281,10 @@ class SMTPProtocol(asyncio.Protocol):
         return batch.future
 
     def _transport_write(self, data: bytes | memoryview) -> None:
-        # uvloop's transports implement the interface without subclassing it.
-        cast(asyncio.WriteTransport, self.transport).write(data)
+        # uvloop's transports implement the interface without subclassing it (and
+        # typing.cast would be a function call on every write).
+        transport: asyncio.WriteTransport = self.transport  # type: ignore[assignment]
+        transport.write(data)
 
     def post(
         self, parts: tuple[bytes, ...], timeout: float | None
@@ -393,8 +401,7 @@ class SMTPProtocol(asyncio.Protocol):
         self._arm(batch, timeout)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(">> %r", b"[redacted]" if redact else data)
-        # uvloop's transports implement the interface without subclassing it.
-        cast(asyncio.WriteTransport, self.transport).write(data)
+        self._transport_write(data)
         return batch
 
     def _arm(self, batch: _Batch, timeout: float | None) -> None:

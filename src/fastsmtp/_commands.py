@@ -129,8 +129,10 @@ def message_size(data: bytes) -> int:
     This is the SIZE parameter value (RFC 1870 section 3), and equals
     ``DataEncoder.size`` after ``finish()`` for the same input.
     """
-    text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    size = len(text) + text.count(b"\n")
-    if not text.endswith(b"\n"):
+    # Counted, not rewritten (no copy of a large message): a CRLF stays two octets and
+    # each bare CR or bare LF becomes two, one more than it was.
+    pairs = data.count(b"\r\n")
+    size = len(data) + data.count(b"\r") - pairs + data.count(b"\n") - pairs
+    if not data.endswith((b"\r", b"\n")):
         size += 2
     return size

@@ -19,7 +19,14 @@ from typing import Any, cast
 from ._auth import SMTPAuth
 from ._commands import mail_line, message_size, rcpt_line
 from ._speedups import DataEncoder
-from ._transaction import DATA, LineEndings, MailTransaction, MessageSource, message_chunks
+from ._transaction import (
+    CHUNK_SIZE,
+    DATA,
+    LineEndings,
+    MailTransaction,
+    MessageSource,
+    message_chunks,
+)
 from .email import (
     check_header_block,
     check_message_headers,
@@ -199,8 +206,11 @@ class SMTPSending(SMTPAuth):
             pipelined = self._use_pipelining()
             chunked = self._use_chunking(binary)
             body: bytes | AsyncGenerator[Any, None]
-            if isinstance(message, bytes) and progress is None and not chunked:
-                # One pass of the core gives both the DATA body and its SIZE.
+            whole = progress is None and not chunked
+            if whole and isinstance(message, bytes) and len(message) <= CHUNK_SIZE:
+                # One pass of the core gives both the DATA body and its SIZE. A larger
+                # message is encoded piece by piece as it is written (below): a second
+                # whole copy of it would cost more in fresh memory than the encoding.
                 encoder = DataEncoder()
                 body = encoder.encode(message) + encoder.finish()
                 if size is None:

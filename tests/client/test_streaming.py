@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 import fastsmtp
+from fastsmtp._commands import message_size
 from fastsmtp._parser_py import encode_data
+from fastsmtp._transaction import CHUNK_SIZE
 from tests.client.policy_server import Policy, PolicyServer
 
 SENDER = "sender@example.com"
@@ -142,3 +144,32 @@ async def test_200_mib_message_in_bounded_memory() -> None:
     assert server.sizes == [count * 64 * (1024 + 2)]
     # Client and server both count here; the message never is held in memory.
     assert peak < 8 * 1024 * 1024, peak
+
+
+async def test_large_bytes_message_is_encoded_piece_by_piece() -> None:
+    # A CR ends the first 256 KiB piece and its LF starts the next, which then begins a
+    # line with "."; SIZE counts the message, not its encoding.
+    head = b"Subject: big\r\n\r\n"
+    first = head + b"x" * (CHUNK_SIZE - len(head) - 1) + b"\r"
+    big = first + b"\n.dot\n" + b"y" * 100_000 + b"\r\nend"
+    server, result = await _sendmail(big)
+    assert result == ({}, "queued")
+    assert server.messages == [encode_data(big)[: -len(b".\r\n")]]
+    assert b"MAIL FROM:<sender@example.com> size=%d\r\n" % message_size(big) in server.received
+
+
+async def test_large_bytes_message_is_never_copied_whole() -> None:
+    big = (b"." + b"z" * 1000 + b"\n") * 20_000  # 20 MB, every line dot-stuffed
+    async with (
+        PolicyServer(Policy(keep_bodies=False)) as server,
+        fastsmtp.SMTP(hostname="127.0.0.1", port=server.port, timeout=60) as client,
+    ):
+        tracemalloc.start()
+        try:
+            result = await client.sendmail(SENDER, ["a@example.com"], big)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert result == ({}, "queued")
+    assert server.sizes == [len(encode_data(big)) - len(b".\r\n")]
+    assert peak < 4 * 1024 * 1024, peak  # an encoded copy alone would be 20 MB

@@ -6,6 +6,10 @@ import pickle
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastsmtp._commands import message_size
 
 
 def stream(impl: ModuleType, *chunks: bytes | bytearray | memoryview) -> tuple[bytes, int]:
@@ -174,6 +178,17 @@ def test_empty_stream(impl: ModuleType) -> None:
 )
 def test_size(impl: ModuleType, chunks: tuple[bytes, ...], size: int) -> None:
     assert stream(impl, *chunks)[1] == size
+    assert message_size(b"".join(chunks)) == size
+
+
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"a", b"\x00"]), max_size=40))
+def test_message_size_counts_what_the_encoder_sends(impl: ModuleType, parts: list[bytes]) -> None:
+    # SIZE (RFC 1870) of a message sent piece by piece is counted without encoding it.
+    data = b"".join(parts)
+    assert message_size(data) == stream(impl, data)[1]
 
 
 def test_size_grows_with_each_chunk(impl: ModuleType) -> None:

@@ -636,10 +636,29 @@ def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def report(args: argparse.Namespace, sink_name: str, res: dict[str, Any]) -> str:
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs from /proc/stat; (0, 0) where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> str:
+    """Share of the machine's CPU time the hypervisor took away between two readings."""
+    total = after[1] - before[1]
+    return f"{(after[0] - before[0]) / total:.1%}" if total > 0 else "unknown"
+
+
+def report(
+    args: argparse.Namespace, sink_name: str, res: dict[str, Any], steal: str = "unknown"
+) -> str:
     cells: dict[tuple[str, str, str], Cell] = res["cells"]
     lines = [
-        f"{datetime.date.today().isoformat()} · {os.cpu_count()} CPUs (shared) · "
+        f"{datetime.date.today().isoformat()} · {os.cpu_count()} CPUs (shared; hypervisor "
+        f"steal during the run: {steal}) · "
         f"Python {platform.python_version()} · sink: {sink_name} on CPU 0 · pin: {args.pin} "
         f"(same = client on CPU 0 with the sink, split = client on CPU 1) · runs: {args.runs} "
         f"(medians; ratios are medians of per-run ratios) · {args.seconds:g} s per cell",
@@ -753,8 +772,11 @@ def main(argv: list[str] | None = None) -> int:
         files = source_files(tmp)
         with start_sink(args.sink, sink_prefix) as (sink_name, sink_port, pid):
             log(f"sink: {sink_name} on {HOST}:{sink_port} (pid {pid or '?'})")
+            # Steal time says how much a noisy neighbour on the host took from this run.
+            ticks = cpu_ticks()
             result = asyncio.run(run_all(args, sink_port, pid, files))
-    print(report(args, sink_name, result))
+            steal = steal_share(ticks, cpu_ticks())
+    print(report(args, sink_name, result, steal))
     if args.pool:
         # Bulk sending through the pool (issue 7): its own script, its own sinks.
         log("pool: benchmarks/bench_pool.py (20,000 messages, 16 connections)")

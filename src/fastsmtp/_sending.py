@@ -199,7 +199,7 @@ class SMTPSending(SMTPAuth):
         stream = None if isinstance(message, bytes) else message_chunks(message)
 
         async with self._sendmail_lock:
-            if self.last_ehlo_response is None and self.last_helo_response is None:
+            if self.is_ehlo_or_helo_needed:  # (checked here: no coroutine when not)
                 await self._ehlo_or_helo_if_needed()
             if encoding != "ascii" and not self.supports_extension("smtputf8"):
                 raise SMTPNotSupported(_SMTPUTF8_NOT_SUPPORTED)

@@ -26,7 +26,6 @@ from collections.abc import AsyncGenerator, Callable
 from typing import cast
 
 from ._speedups import NEED_DATA, ReplyParser
-from ._transaction import CHUNK_SIZE
 from .errors import (
     SMTPReadTimeoutError,
     SMTPResponseException,
@@ -237,7 +236,7 @@ class SMTPProtocol(asyncio.Protocol):
     ) -> asyncio.Future[list[SMTPResponse]]:
         """Write a message body (after its 354); returns the future of its final reply.
 
-        ``body`` is the encoded body, whole or as an async stream of pieces. The
+        ``body`` is the encoded body: whole when small, else an async stream of pieces. The
         caller holds the turn. While the body is uploading, ``idle_timeout`` is a
         no-progress timer: each piece the transport takes within it counts as
         progress, a stalled socket does not. The whole-reply deadline starts after
@@ -250,21 +249,12 @@ class SMTPProtocol(asyncio.Protocol):
         self._outstanding.append(batch)
         sent = 0
         if isinstance(body, bytes):
+            # A whole body is small (a larger message comes as a stream of pieces, so
+            # the no-progress timer and the write buffer stay bounded): one write.
             sent = len(body)
-            if sent <= CHUNK_SIZE:
-                self._transport_write(body)
-                if self._paused:
-                    await self.drain(idle_timeout)
-            else:
-                # A large body is written in pieces, so the no-progress timer and the
-                # write buffer stay bounded however large it is.
-                view = memoryview(body)
-                for start in range(0, sent, CHUNK_SIZE):
-                    if batch.future.done():
-                        break
-                    self._raise_if_unusable()
-                    self._transport_write(view[start : start + CHUNK_SIZE])
-                    await self.drain(idle_timeout)
+            self._transport_write(body)
+            if self._paused:
+                await self.drain(idle_timeout)
         else:
             async with contextlib.aclosing(body):
                 async for chunk in body:

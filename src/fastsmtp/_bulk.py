@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from email.message import Message
 from typing import Any, TypeAlias
 
@@ -19,7 +19,7 @@ from ._transaction import MessageSource
 from .errors import SMTPResponseException
 from .response import SMTPResponse
 from .results import SendResult
-from .smtp import SMTP
+from .smtp import SMTP, Submission
 from .typing import _default
 
 __all__ = (
@@ -132,32 +132,29 @@ class _Job:
         # A stream can be read once only: no second attempt.
         self.replayable = isinstance(message, (bytes, str, Message))
 
-    async def start(
-        self, client: SMTP, recipients: list[str]
-    ) -> tuple[dict[str, SMTPResponse], SMTPResponse | Awaitable[SMTPResponse]]:
-        """Run the transaction up to the end of the message; returns the refused
-        recipients and the final reply, or (pipelining) an awaitable of it."""
+    async def start(self, client: SMTP, recipients: list[str]) -> Submission:
+        """Run the transaction up to the end of the message (``SMTP._submit``)."""
+        kwargs = self.kwargs
         if isinstance(self.message, Message):
-            sender, rcpts, flat, mail_options = await client._prepare_message(
-                self.message, self.sender, recipients, self.kwargs.get("mail_options")
+            return await client._submit_message(
+                self.message,
+                sender=self.sender,
+                recipients=recipients,
+                mail_options=kwargs.get("mail_options"),
+                rcpt_options=kwargs.get("rcpt_options"),
+                timeout=kwargs.get("timeout", _default),
             )
-            kwargs = {**self.kwargs, "mail_options": mail_options}
-            return await client._start_sendmail(sender, rcpts, flat, **_start_kwargs(kwargs))
         assert self.sender is not None
-        return await client._start_sendmail(
-            self.sender, recipients, self.message, **_start_kwargs(self.kwargs)
+        return await client._submit(
+            self.sender,
+            recipients,
+            self.message,
+            mail_options=kwargs.get("mail_options"),
+            rcpt_options=kwargs.get("rcpt_options"),
+            timeout=kwargs.get("timeout", _default),
+            size=kwargs.get("size"),
+            progress=kwargs.get("progress"),
         )
-
-
-def _start_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``sendmail``'s keyword arguments, every one given (``_start_sendmail`` wants all)."""
-    return {
-        "mail_options": kwargs.get("mail_options"),
-        "rcpt_options": kwargs.get("rcpt_options"),
-        "timeout": kwargs.get("timeout", _default),
-        "size": kwargs.get("size"),
-        "progress": kwargs.get("progress"),
-    }
 
 
 def _recipient_list(recipients: str | Sequence[str]) -> list[str]:

@@ -328,8 +328,7 @@ class SMTPPool:
         client = SMTP(**self._options)
         await client.connect()  # STARTTLS and AUTH as configured
         try:
-            if client.is_ehlo_or_helo_needed:
-                await client._ehlo_or_helo_if_needed()
+            await client._greet_if_needed()
         except BaseException:
             client.close()
             raise
@@ -376,7 +375,7 @@ class SMTPPool:
             return _Outcome(None, "", exc, False, False)
         client = conn.client
         try:
-            refused, final = await job.start(client, recipients)
+            submission = await job.start(client, recipients)
         except Exception as exc:
             conn.messages += 1
             # After a refusal SMTP has sent RSET, and bad input is refused before
@@ -399,12 +398,12 @@ class SMTPPool:
         # (the reply FIFO keeps the pairing exact).
         await self._checkin(conn, True)
         try:
-            response = final if isinstance(final, SMTPResponse) else await final
+            response = await submission.reply()
         except Exception as exc:
             # No RSET: the transaction has ended, and the connection may already carry
             # the next one.
             return _Outcome(None, "", exc, conn.enhanced, True)
-        return _Outcome(refused, response.message, None, conn.enhanced, True)
+        return _Outcome(submission.refused, response.message, None, conn.enhanced, True)
 
     async def _backoff(self, attempt: int) -> bool:
         """Wait before retry ``attempt`` + 1; False if the pool closed meanwhile."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
 from typing import Any
@@ -38,6 +38,33 @@ from .response import SMTPResponse
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
+
+class Submission:
+    """A message handed to the server: the refused recipients now, the final reply later.
+
+    Returned by the package-internal ``SMTP._submit``/``_submit_message``. Awaiting
+    :meth:`reply` is how the caller learns the message's fate; not awaiting it loses
+    nothing on the connection (the reply is still read in order), only the verdict.
+    """
+
+    __slots__ = ("_final", "refused")
+
+    def __init__(
+        self, refused: dict[str, SMTPResponse], final: SMTPResponse | Awaitable[SMTPResponse]
+    ) -> None:
+        self.refused = refused
+        self._final = final
+
+    async def reply(self) -> SMTPResponse:
+        """The 250 final reply; raises SMTPDataError (and friends) as ``sendmail`` does,
+        with ``outcome_unknown`` set when the message was out and no reply came."""
+        final = self._final
+        if isinstance(final, SMTPResponse):
+            return final
+        response = await final
+        self._final = response
+        return response
+
 
 class SMTP(SMTPSending):
     """An SMTP client connection (RFC 5321), compatible with ``aiosmtplib.SMTP``.
@@ -399,6 +426,69 @@ class SMTP(SMTPSending):
             message, sender, recipients, mail_options
         )
         return await self.sendmail(
+            sender,
+            recipient_list,
+            flat,
+            mail_options=mail_opts,
+            rcpt_options=rcpt_options,
+            timeout=timeout,
+        )
+
+    # -- the submission API (package-internal; SMTPPool is built on it) --------------
+
+    async def _greet_if_needed(self, timeout: float | Default | None = _default) -> None:
+        """EHLO (or HELO) unless this connection has already greeted the server."""
+        if self.is_ehlo_or_helo_needed:
+            await self._ehlo_or_helo_if_needed()
+
+    async def _submit(
+        self,
+        sender: str,
+        recipients: str | Sequence[str],
+        message: MessageSource,
+        *,
+        mail_options: Iterable[str] | None = None,
+        rcpt_options: Iterable[str] | None = None,
+        timeout: float | Default | None = _default,
+        size: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Submission:
+        """``sendmail`` up to the end of the message; the final reply comes later.
+
+        Raises what ``sendmail`` raises before the message is out (the refusal of the
+        sender, of every recipient, of DATA; a lost connection). The connection's turn
+        is free again when this returns, so another transaction can be pipelined behind
+        this one (RFC 2920 section 3.1); :meth:`Submission.reply` waits for this one's
+        final reply. No RSET follows a failed final reply: the connection may already
+        carry the next transaction.
+        """
+        refused, final = await self._start_sendmail(
+            sender,
+            recipients,
+            message,
+            mail_options=mail_options,
+            rcpt_options=rcpt_options,
+            timeout=timeout,
+            size=size,
+            progress=progress,
+        )
+        return Submission(refused, final)
+
+    async def _submit_message(
+        self,
+        message: EmailMessage | Message,
+        *,
+        sender: str | None = None,
+        recipients: str | Sequence[str] | None = None,
+        mail_options: Iterable[str] | None = None,
+        rcpt_options: Iterable[str] | None = None,
+        timeout: float | Default | None = _default,
+    ) -> Submission:
+        """``send_message`` up to the end of the message (see :meth:`_submit`)."""
+        sender, recipient_list, flat, mail_opts = await self._prepare_message(
+            message, sender, recipients, mail_options
+        )
+        return await self._submit(
             sender,
             recipient_list,
             flat,

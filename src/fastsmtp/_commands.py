@@ -123,16 +123,18 @@ def vrfy_line(verb: bytes, argument: str, options: Iterable[str] | None, utf8: b
     return b" ".join([verb, encoded, *_options(options)]) + CRLF
 
 
-def message_size(data: bytes) -> int:
-    """Octets of ``data`` as sent: CRLF line ends and a final CRLF, before dot-stuffing.
+def message_size(data: bytes, *, terminated: bool = True) -> int:
+    """Octets of ``data`` as sent: CRLF line ends and (``terminated``, as DATA sends it)
+    a final CRLF, before dot-stuffing.
 
     This is the SIZE parameter value (RFC 1870 section 3), and equals
-    ``DataEncoder.size`` after ``finish()`` for the same input.
+    ``DataEncoder.size`` after ``finish()`` for the same input. BDAT sends no final
+    CRLF of its own (RFC 3030 section 2): ``terminated=False``.
     """
     # Counted, not rewritten (no copy of a large message): a CRLF stays two octets and
     # each bare CR or bare LF becomes two, one more than it was.
     pairs = data.count(b"\r\n")
     size = len(data) + data.count(b"\r") - pairs + data.count(b"\n") - pairs
-    if not data.endswith((b"\r", b"\n")):
+    if terminated and not data.endswith((b"\r", b"\n")):
         size += 2
     return size

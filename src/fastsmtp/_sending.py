@@ -1,10 +1,14 @@
-"""Mail transfer for the SMTP client: one transaction from MAIL to the final reply.
+"""The transaction runner: one message from MAIL to its final reply, over the shell.
 
-``SMTPSending`` runs a :class:`fastsmtp._transaction.MailTransaction` over the protocol
-shell: MAIL, RCPT and DATA one at a time or, with RFC 2920 PIPELINING, in one write;
-the body as one encoded buffer or a stream of pieces with flow control (DATA), or as
-BDAT chunks (RFC 3030). ``fastsmtp.smtp.SMTP`` builds ``sendmail`` and ``send_message``
-on it.
+RFC 5321 section 3.3: MAIL, one RCPT per recipient, then DATA and the body (or, with RFC
+3030 CHUNKING, BDAT chunks). The session decides how (:meth:`SMTPSession.plan`) and
+:class:`fastsmtp._transaction.MailTransaction` judges the replies in command order, so
+lockstep sending is pipelining (RFC 2920) with batches of one. Everything runs in one turn
+of the connection; when pipelining, the turn is free again once the body is written, and
+the final reply is awaited through :class:`Submission` (RFC 2920 section 3.1).
+
+A failure always ends the connection it happened on (``protocol.abort()``), never the
+one the client holds by then.
 """
 
 from __future__ import annotations
@@ -12,21 +16,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from email.message import EmailMessage, Message
-from typing import Any, cast
-
-from ._auth import SMTPAuth
-from ._commands import mail_line, message_size, rcpt_line
-from ._speedups import DataEncoder
-from ._transaction import (
-    CHUNK_SIZE,
-    DATA,
-    LineEndings,
-    MailTransaction,
-    MessageSource,
-    message_chunks,
+import inspect
+import io
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Sequence,
 )
+from email.message import EmailMessage, Message
+from typing import Any
+
+from ._commands import mail_line, message_size, rcpt_line
+from ._options import ConnectionOptions
+from ._session import Kind, ServerState
+from ._speedups import DataEncoder
+from ._transaction import CHUNK_SIZE, DATA, LineEndings, MailTransaction, MessageSource
 from .email import (
     check_header_block,
     check_message_headers,
@@ -42,16 +49,361 @@ from .errors import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
-from .protocol import SMTPProtocol, final_reply
+from .protocol import SMTPProtocol
 from .response import SMTPResponse
-from .typing import Default, _default
 
-__all__ = ("ProgressCallback", "SMTPSending")
-
-_SMTPUTF8_NOT_SUPPORTED = "SMTPUTF8 is not supported by this server"
+__all__ = (
+    "Envelope",
+    "ProgressCallback",
+    "Submission",
+    "check_source",
+    "message_chunks",
+    "message_envelope",
+    "prepare_message",
+    "reset_quietly",
+    "send_data",
+    "transact",
+)
 
 #: ``progress(sent, total)``: message bytes sent so far, and the size if known.
 ProgressCallback = Callable[[int, "int | None"], object]
+
+_DATA_KINDS = (Kind.DATA,)
+_RSET = b"RSET\r\n"
+_RSET_KINDS = (Kind.RSET,)
+_BDAT = b"BDAT %d\r\n"
+_BDAT_LAST = b"BDAT %d LAST\r\n"
+
+
+class Submission:
+    """A message handed to the server: the refused recipients now, the final reply later.
+
+    Awaiting :meth:`reply` is how the caller learns the message's fate; not awaiting it
+    loses nothing on the connection (the reply is still read in order), only the verdict.
+    """
+
+    __slots__ = ("_future", "_protocol", "_response", "refused")
+
+    def __init__(
+        self,
+        refused: dict[str, SMTPResponse],
+        protocol: SMTPProtocol,
+        future: asyncio.Future[list[SMTPResponse]] | None,
+        response: SMTPResponse | None = None,
+    ) -> None:
+        self.refused = refused
+        self._protocol = protocol
+        self._future = future
+        self._response = response
+
+    async def reply(self) -> SMTPResponse:
+        """The 250 final reply; raises SMTPDataError (and friends) as ``sendmail`` does,
+        with ``outcome_unknown`` set when the message was out and no reply came."""
+        if self._response is not None:
+            return self._response
+        assert self._future is not None
+        self._response = await final_reply(self._protocol, self._future)
+        return self._response
+
+
+async def final_reply(
+    protocol: SMTPProtocol, future: asyncio.Future[list[SMTPResponse]]
+) -> SMTPResponse:
+    """The reply to a complete message: 250, or SMTPDataError (a 421 also closes).
+
+    security.md section 10: once the end of the message is on its way, the server may
+    have accepted it even if its reply never arrives, so such an error says so. Each
+    waiter has its own exception object, so the mark stays on this message.
+    """
+    try:
+        response = (await future)[0]
+    except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
+        exc.outcome_unknown = True
+        protocol.abort()
+        raise
+    except SMTPResponseException as exc:
+        if exc.code == -1:  # a reply that could not be parsed says nothing either
+            exc.outcome_unknown = True
+        protocol.abort()
+        raise
+    return protocol.session.judge_final(response)
+
+
+class Envelope:
+    """MAIL and RCPT lines of one message, checked before anything is written."""
+
+    __slots__ = ("binary", "encoding", "mail_options", "rcpt_lines", "recipients", "sender")
+
+    def __init__(
+        self,
+        sender: str,
+        recipients: str | Sequence[str],
+        mail_options: Iterable[str] | None,
+        rcpt_options: Iterable[str] | None,
+    ) -> None:
+        self.sender = sender
+        self.recipients = [recipients] if isinstance(recipients, str) else list(recipients)
+        self.mail_options = list(mail_options) if mail_options is not None else []
+        rcpt_opts = tuple(rcpt_options) if rcpt_options is not None else ()
+        self.encoding = "ascii"
+        self.binary = False
+        for option in self.mail_options:
+            if option.lower() == "smtputf8":
+                self.encoding = "utf-8"
+            elif option.upper() == "BODY=BINARYMIME":
+                self.binary = True
+        # Raises for a bad address or option now, before a byte is written.
+        self.mail_line(None)
+        self.rcpt_lines = [rcpt_line(r, rcpt_opts, self.encoding) for r in self.recipients]
+
+    def mail_line(self, size: int | None) -> bytes:
+        """MAIL FROM with the options, and SIZE (RFC 1870) unless the caller gave one."""
+        options = self.mail_options
+        if size is not None and not any(o[:5].lower() == "size=" for o in options):
+            options = [f"size={size}", *options]
+        return mail_line(self.sender, options, self.encoding)
+
+
+def message_envelope(
+    message: EmailMessage | Message,
+    sender: str | None,
+    recipients: str | Sequence[str] | None,
+) -> tuple[str, list[str]]:
+    """Sender and recipients for ``send_message``: as given, else from the headers.
+    Checked before anything is written (header injection: security.md section 9)."""
+    check_message_headers(message)
+    if sender is None:
+        sender = extract_sender(message)
+    if sender is None:
+        raise ValueError("No From header provided in message")
+    if isinstance(recipients, str):
+        recipient_list = [recipients]
+    elif recipients is None:
+        recipient_list = extract_recipients(message)
+    else:
+        recipient_list = list(recipients)
+    if not recipient_list:
+        raise ValueError("No recipient headers provided in message")
+    return sender, recipient_list
+
+
+def prepare_message(
+    message: EmailMessage | Message,
+    sender: str,
+    recipients: list[str],
+    mail_options: Iterable[str] | None,
+    server: ServerState,
+) -> tuple[bytes, list[str]]:
+    """The flattened message and its MAIL options, as the server's EHLO (SMTPUTF8,
+    8BITMIME) allows."""
+    mail_opts = list(mail_options) if mail_options is not None else []
+    utf8 = not sender.isascii() or any(not r.isascii() for r in recipients)
+    upper = [option.upper() for option in mail_opts]
+    if utf8:
+        if not server.supports("smtputf8"):
+            raise SMTPNotSupported(
+                "An address containing non-ASCII characters was provided, but "
+                "SMTPUTF8 is not supported by this server"
+            )
+        if "SMTPUTF8" not in upper:
+            mail_opts.append("SMTPUTF8")
+    if server.supports("8bitmime"):
+        if "BODY=8BITMIME" not in upper:
+            mail_opts.append("BODY=8BITMIME")
+        cte_type = "8bit"
+    else:
+        cte_type = "7bit"
+    flat = flatten_message(message, utf8=utf8, cte_type=cte_type)
+    check_header_block(flat)
+    return flat, mail_opts
+
+
+async def transact(
+    protocol: SMTPProtocol,
+    options: ConnectionOptions,
+    envelope: Envelope,
+    message: MessageSource,
+    *,
+    timeout: float | None,
+    size: int | None,
+    progress: ProgressCallback | None,
+) -> Submission:
+    """Run one transaction up to the end of the message (see the module docstring)."""
+    session = protocol.session
+    if type(message) is not bytes:
+        if isinstance(message, str):
+            message = message.encode("ascii")
+        elif isinstance(message, (bytearray, memoryview)):
+            message = bytes(message)
+    binary = envelope.binary
+    plan = session.plan(
+        utf8=envelope.encoding != "ascii",
+        binary=binary,
+        pipelining=options.pipelining,
+        chunking=options.chunking,
+    )
+    chunked = plan.chunked
+    body: bytes | AsyncGenerator[bytes, None] = b""
+    bdat: AsyncGenerator[tuple[bytes, bool], None] | None = None
+    if progress is None and not chunked and type(message) is bytes and len(message) <= CHUNK_SIZE:
+        # One pass of the core gives both the DATA body and its SIZE. A larger message
+        # is encoded piece by piece as it is written: a second whole copy of it would
+        # cost more in fresh memory than the encoding.
+        encoder = DataEncoder()
+        body = encoder.encode(message) + encoder.finish()
+        if size is None:
+            size = encoder.size
+    else:
+        chunks, total = message_chunks(message)
+        if size is None and type(message) is bytes:
+            # SIZE counts what goes on the wire before stuffing: DATA adds a final CRLF
+            # if missing, BDAT sends the (normalised) bytes as they are.
+            size = len(message) if binary else message_size(message, terminated=not chunked)
+        if chunked:
+            bdat = _bdat_chunks(chunks, None if binary else LineEndings(), progress, total)
+        else:
+            body = _dot_stuffed(chunks, progress, total)
+    mail = envelope.mail_line(size if plan.announce_size else None)
+    transaction = MailTransaction(
+        envelope.sender, envelope.recipients, mail, envelope.rcpt_lines, data=not chunked
+    )
+    pipelined = plan.pipelined
+    async with protocol.turn:
+        try:
+            await _send_commands(protocol, transaction, pipelined, timeout)
+            if bdat is not None:
+                reply = await _send_bdat(protocol, bdat, pipelined, timeout)
+                return Submission(transaction.refused, protocol, None, reply)
+            future = await protocol.write_body(body, timeout, options.upload_timeout(timeout))
+            if pipelined:
+                return Submission(transaction.refused, protocol, future)
+            reply = await final_reply(protocol, future)
+            return Submission(transaction.refused, protocol, None, reply)
+        except (SMTPResponseException, SMTPRecipientsRefused):
+            # aiosmtplib's sendmail sends RSET after a refusal; here it is sent in the
+            # same turn, so no other caller's command can come first.
+            await reset_quietly(protocol, timeout)
+            raise
+
+
+async def send_data(
+    protocol: SMTPProtocol,
+    options: ConnectionOptions,
+    message: MessageSource,
+    timeout: float | None,
+    progress: ProgressCallback | None,
+) -> SMTPResponse:
+    """DATA and the body (RFC 5321 section 4.1.1.4), for ``SMTP.data``."""
+    chunks, total = message_chunks(message)
+    async with protocol.turn:
+        replies, error = await protocol.exchange(DATA, _DATA_KINDS, timeout)
+        if error is not None:
+            raise error
+        start = replies[0]
+        if start.code != 354:
+            raise SMTPDataError(start.code, start.message)
+        future = await protocol.write_body(
+            _dot_stuffed(chunks, progress, total), timeout, options.upload_timeout(timeout)
+        )
+        return await final_reply(protocol, future)
+
+
+async def reset_quietly(protocol: SMTPProtocol, timeout: float | None) -> None:
+    """RSET after a failed transaction when the server reads commands; errors ignored.
+
+    The caller holds the turn. After a 354 that answered a failed transaction (or in
+    the middle of a body) nothing is sent: leaving the turn aborts the connection.
+    """
+    if not protocol.is_connected or protocol.session.phase.name not in ("READY", "TRANSACTION"):
+        return
+    await protocol.exchange(_RSET, _RSET_KINDS, timeout)
+
+
+async def _send_commands(
+    protocol: SMTPProtocol,
+    transaction: MailTransaction,
+    pipelined: bool,
+    timeout: float | None,
+) -> None:
+    """MAIL, RCPT..., DATA: all in one batch when pipelined, else one at a time.
+
+    Either way every reply goes through ``transaction.take`` in command order, so both
+    modes raise the same exception at the same point.
+    """
+    commands = transaction.commands
+    kinds = transaction.kinds
+    step = len(commands) if pipelined else 1
+    for start in range(0, len(commands), step):
+        transaction.check_open()
+        batch = commands[start : start + step]
+        data = batch[0] if step == 1 else b"".join(batch)
+        replies, error = await protocol.exchange(data, kinds[start : start + step], timeout)
+        for reply in replies:
+            transaction.take(reply)
+        if error is not None:
+            transaction.check_open()
+            raise error
+    transaction.check_open()
+
+
+async def _send_bdat(
+    protocol: SMTPProtocol,
+    chunks: AsyncGenerator[tuple[bytes, bool], None],
+    pipelined: bool,
+    timeout: float | None,
+) -> SMTPResponse:
+    """Send the message as BDAT chunks (RFC 3030 section 2), the last with LAST.
+
+    Each chunk is sent with its exact size and no dot-stuffing. When pipelined, chunks
+    go out without waiting for each 250; the replies are still checked in order, and the
+    first refusal ends the transfer (after the replies already owed have been read, so
+    the connection stays in step).
+    """
+    outstanding: collections.deque[asyncio.Future[list[SMTPResponse]]] = collections.deque()
+    last_future: asyncio.Future[list[SMTPResponse]] | None = None
+    failure: SMTPResponse | None = None
+    final: SMTPResponse | None = None
+
+    async def collect(wait: bool) -> None:
+        """Judge the replies owed: all of them, or (``wait`` False) those in."""
+        nonlocal failure, final
+        while outstanding and (wait or outstanding[0].done()):
+            future = outstanding.popleft()
+            if future is last_future:
+                # The reply to LAST decides the message: a failure waiting for it
+                # leaves the outcome unknown.
+                try:
+                    reply = (await future)[0]
+                except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
+                    exc.outcome_unknown = True
+                    raise
+                except SMTPResponseException as exc:
+                    if exc.code == -1:
+                        exc.outcome_unknown = True
+                    raise
+            else:
+                reply = (await future)[0]
+            final = reply
+            if reply.code != 250 and failure is None:
+                failure = reply
+
+    async with contextlib.aclosing(chunks):
+        async for data, last in chunks:
+            line = (_BDAT_LAST if last else _BDAT) % len(data)
+            future = protocol.post_bdat(line, data, last, timeout)
+            outstanding.append(future)
+            if last:
+                last_future = future
+            await protocol.drain(timeout)
+            await collect(last or not pipelined)
+            if failure is not None:
+                break
+    await collect(True)
+    if failure is not None:
+        protocol.session.bdat_stopped()
+        raise SMTPDataError(failure.code, failure.message)
+    assert final is not None
+    return final
 
 
 async def _dot_stuffed(
@@ -59,8 +411,8 @@ async def _dot_stuffed(
 ) -> AsyncGenerator[bytes, None]:
     """Encode a message for DATA chunk by chunk (``DataEncoder``), reporting progress.
 
-    The last chunk and the end-of-data line go out in one piece, so a small message
-    is a single write.
+    The last chunk and the end-of-data line go out in one piece, so a small message is a
+    single write.
     """
     encoder = DataEncoder()
     sent = 0
@@ -106,349 +458,78 @@ async def _bdat_chunks(
         progress(sent + previous_length, total)
 
 
-class SMTPSending(SMTPAuth):
-    """Mail transactions (DATA, BDAT, pipelining) for :class:`fastsmtp.SMTP`."""
+# -- message sources ----------------------------------------------------------------------
 
-    async def data(
-        self,
-        message: MessageSource,
-        /,
-        *,
-        timeout: float | Default | None = _default,
-        progress: ProgressCallback | None = None,
-    ) -> SMTPResponse:
-        """Send DATA and the message (RFC 5321 section 4.1.1.4); raises SMTPDataError.
 
-        ``message`` is bytes, str (ASCII), or a stream: an iterable or async iterable
-        of bytes chunks, or a binary file object, read and sent chunk by chunk with
-        flow control. Line ends are normalised to CRLF and lines starting with "."
-        are stuffed; the body goes only after the server's 354. ``progress(sent,
-        total)`` is called as the message goes out (``total`` is None for a stream).
-        """
-        if not self.is_connected:
-            raise SMTPServerDisconnected("Connection lost")
-        chunks, total = message_chunks(message)
-        await self._ehlo_or_helo_if_needed()
-        protocol = self._connected_protocol()
-        timeout_value = self._timeout(timeout)
-        await protocol.acquire()
-        try:
-            replies, error = await protocol.exchange(DATA, 1, timeout_value)
-            if error is not None:
-                self.close()
-                raise error
-            start = replies[0]
-            if start.code == 421:
-                self.close()
-            if start.code != 354:
-                raise SMTPDataError(start.code, start.message)
-            future = await self._write_body(
-                protocol, _dot_stuffed(chunks, progress, total), timeout_value
-            )
-            return await self._accepted(future)
-        finally:
-            protocol.release()
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    if len(data) <= CHUNK_SIZE:
+        yield data
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK_SIZE):
+        yield bytes(view[start : start + CHUNK_SIZE])
 
-    async def _write_body(
-        self,
-        protocol: SMTPProtocol,
-        body: bytes | AsyncGenerator[bytes, None],
-        timeout: float | None,
-    ) -> asyncio.Future[list[SMTPResponse]]:
-        """Upload a DATA body; any failure mid-body leaves the server in DATA mode, so
-        the connection is closed (it cannot be brought back to a known state)."""
-        try:
-            return await protocol.write_body(body, timeout, timeout)
-        except BaseException:
-            self.close()
-            raise
 
-    async def _start_sendmail(
-        self,
-        sender: str,
-        recipients: str | Sequence[str],
-        message: MessageSource,
-        *,
-        mail_options: Iterable[str] | None,
-        rcpt_options: Iterable[str] | None,
-        timeout: float | Default | None,
-        size: int | None,
-        progress: ProgressCallback | None,
-    ) -> tuple[dict[str, SMTPResponse], SMTPResponse | Awaitable[SMTPResponse]]:
-        """``sendmail`` up to the message's end: the refused recipients, and the final
-        reply (or, when pipelining, an awaitable of it, which the caller must await)."""
-        recipient_list = [recipients] if isinstance(recipients, str) else list(recipients)
-        mail_opts = list(mail_options) if mail_options is not None else []
-        rcpt_opts = tuple(rcpt_options) if rcpt_options is not None else ()
-        encoding = "ascii"
-        binary = False
-        for option in mail_opts:
-            if option.lower() == "smtputf8":
-                encoding = "utf-8"
-            elif option.upper() == "BODY=BINARYMIME":
-                binary = True
-        if type(message) is not bytes:
-            if isinstance(message, str):
-                message = message.encode("ascii")
-            elif isinstance(message, (bytearray, memoryview)):
-                message = bytes(message)
-        # Every argument is checked before anything is written.
-        mail = mail_line(sender, mail_opts, encoding)
-        rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipient_list]
-        # A stream is wrapped now, so what is not a message is a TypeError now.
-        stream = None if isinstance(message, bytes) else message_chunks(message)
+async def _stream(source: Any) -> AsyncIterator[bytes]:
+    if isinstance(source, AsyncIterable):
+        async for chunk in source:
+            yield _checked(chunk)
+    elif hasattr(source, "read"):
+        read = source.read
+        # A file's read() may block (a disk, a pipe): it runs off the event loop. An
+        # in-memory buffer and an async read() need no thread.
+        direct = isinstance(source, io.BytesIO) or inspect.iscoroutinefunction(read)
+        while True:
+            chunk = read(CHUNK_SIZE) if direct else await asyncio.to_thread(read, CHUNK_SIZE)
+            if inspect.isawaitable(chunk):
+                chunk = await chunk
+            if not chunk:
+                return
+            yield _checked(chunk)
+    else:
+        for chunk in source:
+            yield _checked(chunk)
 
-        async with self._sendmail_lock:
-            if self.is_ehlo_or_helo_needed:  # (checked here: no coroutine when not)
-                await self._ehlo_or_helo_if_needed()
-            if encoding != "ascii" and not self.supports_extension("smtputf8"):
-                raise SMTPNotSupported(_SMTPUTF8_NOT_SUPPORTED)
-            pipelined = self._use_pipelining()
-            chunked = self._use_chunking(binary)
-            body: bytes | AsyncGenerator[Any, None]
-            whole = progress is None and not chunked
-            if whole and isinstance(message, bytes) and len(message) <= CHUNK_SIZE:
-                # One pass of the core gives both the DATA body and its SIZE. A larger
-                # message is encoded piece by piece as it is written (below): a second
-                # whole copy of it would cost more in fresh memory than the encoding.
-                encoder = DataEncoder()
-                body = encoder.encode(message) + encoder.finish()
-                if size is None:
-                    size = encoder.size
-            else:
-                chunks, total = stream if stream is not None else message_chunks(message)
-                if size is None and isinstance(message, bytes) and self.supports_extension("size"):
-                    size = len(message) if binary else message_size(message)
-                if chunked:
-                    body = _bdat_chunks(chunks, None if binary else LineEndings(), progress, total)
-                else:
-                    body = _dot_stuffed(chunks, progress, total)
-            if size is not None and self.supports_extension("size"):
-                mail_opts.insert(0, f"size={size}")
-                mail = mail_line(sender, mail_opts, encoding)
-            transaction = MailTransaction(
-                sender, recipient_list, mail, rcpt_lines, data=not chunked
-            )
-            try:
-                final = await self._transact(transaction, body, pipelined, chunked, timeout)
-            except (SMTPResponseException, SMTPRecipientsRefused):
-                await self._reset_after_failure(timeout)
-                raise
-        return transaction.refused, final
 
-    async def _reset_after_failure(self, timeout: float | Default | None) -> None:
-        """RSET after a failed transaction, as aiosmtplib does; errors are ignored."""
-        with contextlib.suppress(ConnectionError, SMTPResponseException):
-            await self._execute(b"RSET\r\n", timeout)
+def _checked(chunk: object) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(
+        f"message chunks must be bytes, bytearray or memoryview, not {type(chunk).__name__}"
+    )
 
-    def _use_pipelining(self) -> bool:
-        advertised = self.supports_extension("pipelining")
-        if self.pipelining and not advertised:
-            raise SMTPNotSupported("PIPELINING is not supported by this server")
-        return advertised and self.pipelining is not False
 
-    def _use_chunking(self, binary: bool) -> bool:
-        advertised = self.supports_extension("chunking")
-        if binary:
-            # RFC 3030 section 3: a BINARYMIME body can only be sent with BDAT.
-            if self.chunking is False:
-                raise ValueError("BODY=BINARYMIME needs BDAT, but chunking=False")
-            if not (advertised and self.supports_extension("binarymime")):
-                raise SMTPNotSupported("BINARYMIME is not supported by this server")
-            return True
-        if self.chunking and not advertised:
-            raise SMTPNotSupported("CHUNKING is not supported by this server")
-        return advertised and self.chunking is not False
+def check_source(message: object) -> None:
+    """Raise TypeError now for what cannot be a message (before anything is written)."""
+    if isinstance(message, (str, bytes, bytearray, memoryview, AsyncIterable, Iterable)):
+        return
+    if hasattr(message, "read"):
+        return
+    raise TypeError(
+        "message must be str, bytes, an iterable or async iterable of bytes, or a binary "
+        f"file object, not {type(message).__name__}"
+    )
 
-    async def _transact(
-        self,
-        transaction: MailTransaction,
-        body: bytes | AsyncGenerator[Any, None],
-        pipelined: bool,
-        chunked: bool,
-        timeout: float | Default | None,
-    ) -> SMTPResponse | Awaitable[SMTPResponse]:
-        """Run a transaction in the connection's turn: commands, then the body.
 
-        ``body`` is the encoded DATA body (whole, or a stream of pieces), or with
-        ``chunked`` the stream of BDAT chunks. Returns the final reply, or when
-        pipelining an awaitable of it: the turn is released as soon as the body is
-        written, so another transaction can start while this reply is on its way.
-        """
-        protocol = self._connected_protocol()
-        timeout_value = self._timeout(timeout)
-        await protocol.acquire()
-        try:
-            await self._send_commands(protocol, transaction, pipelined, timeout_value)
-            if chunked:
-                assert not isinstance(body, bytes)
-                response = await self._send_bdat(
-                    protocol,
-                    cast(AsyncGenerator[tuple[bytes, bool], None], body),
-                    pipelined,
-                    timeout_value,
-                )
-                return await self._accepted(response)
-            future = await self._write_body(protocol, body, timeout_value)
-            if not pipelined:
-                return await self._accepted(future)
-            return self._accepted(future)
-        finally:
-            protocol.release()
+def message_chunks(message: MessageSource) -> tuple[AsyncIterator[bytes], int | None]:
+    """The message as an async stream of chunks, and its size when known up front.
 
-    async def _accepted(
-        self, reply: asyncio.Future[list[SMTPResponse]] | SMTPResponse
-    ) -> SMTPResponse:
-        """The final reply of a message: 250, or SMTPDataError (421 also closes)."""
-        if isinstance(reply, SMTPResponse):
-            response = reply
-        else:
-            try:
-                response = (await final_reply(reply))[0]
-            except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException):
-                self.close()
-                raise
-        if response.code == 421:
-            self.close()
-        if response.code != 250:
-            raise SMTPDataError(response.code, response.message)
-        return response
-
-    async def _send_commands(
-        self,
-        protocol: SMTPProtocol,
-        transaction: MailTransaction,
-        pipelined: bool,
-        timeout: float | None,
-    ) -> None:
-        """MAIL, RCPT..., DATA: all in one batch when pipelined, else one at a time.
-
-        Either way every reply goes through ``transaction.take`` in command order, so
-        both modes raise the same exception at the same point.
-        """
-        commands = transaction.commands
-        step = len(commands) if pipelined else 1
-        try:
-            for start in range(0, len(commands), step):
-                transaction.check_open()
-                batch = commands[start : start + step]
-                replies, error = await protocol.exchange(b"".join(batch), len(batch), timeout)
-                try:
-                    for reply in replies:
-                        transaction.take(reply)
-                except BaseException:
-                    if batch[-1] == DATA and len(replies) == len(batch) and (
-                        replies[-1].code == 354
-                    ):
-                        # RFC 2920 section 3.1: the server took DATA although the
-                        # transaction had failed; it now waits for a body that will
-                        # never come, and RSET is no longer possible.
-                        self.close()
-                    raise
-                if error is not None:
-                    transaction.check_open()
-                    self.close()
-                    raise error
-            transaction.check_open()
-        finally:
-            if transaction.server_closing:
-                self.close()
-
-    async def _send_bdat(
-        self,
-        protocol: SMTPProtocol,
-        chunks: AsyncGenerator[tuple[bytes, bool], None],
-        pipelined: bool,
-        timeout: float | None,
-    ) -> SMTPResponse:
-        """Send the message as BDAT chunks (RFC 3030 section 2), the last with LAST.
-
-        Each chunk is sent with its exact size and no dot-stuffing. When pipelined,
-        chunks go out without waiting for each 250; the replies are still checked in
-        order, and the first refusal ends the transfer (after the replies already owed
-        have been read, so the connection stays in step).
-        """
-        outstanding: collections.deque[asyncio.Future[list[SMTPResponse]]] = collections.deque()
-        last_future: asyncio.Future[list[SMTPResponse]] | None = None
-        failure: SMTPResponse | None = None
-        final: SMTPResponse | None = None
-
-        async def collect(wait: bool) -> None:
-            """Judge the replies owed: all of them, or (``wait`` False) those in."""
-            nonlocal failure, final
-            while outstanding and (wait or outstanding[0].done()):
-                future = outstanding.popleft()
-                # The reply to LAST decides the message: a failure waiting for it
-                # leaves the outcome unknown.
-                reply = (await (final_reply(future) if future is last_future else future))[0]
-                final = reply
-                if reply.code != 250 and failure is None:
-                    failure = reply
-
-        try:
-            async with contextlib.aclosing(chunks):
-                async for data, last in chunks:
-                    command = b"BDAT %d LAST\r\n" if last else b"BDAT %d\r\n"
-                    future = protocol.post((command % len(data), data), timeout)
-                    outstanding.append(future)
-                    if last:
-                        last_future = future
-                    await protocol.drain(timeout)
-                    await collect(last or not pipelined)
-                    if failure is not None:
-                        break
-            await collect(True)
-        except BaseException:
-            self.close()
-            raise
-        if failure is not None:
-            raise SMTPDataError(failure.code, failure.message)
-        assert final is not None
-        if final.code == 421:
-            self.close()
-        return final
-
-    async def _prepare_message(
-        self,
-        message: EmailMessage | Message,
-        sender: str | None,
-        recipients: str | Sequence[str] | None,
-        mail_options: Iterable[str] | None,
-    ) -> tuple[str, list[str], bytes, list[str]]:
-        """Envelope, flattened bytes and MAIL options for ``send_message``."""
-        # Header injection (security.md section 9): refuse before anything is sent.
-        check_message_headers(message)
-        mail_opts = list(mail_options) if mail_options is not None else []
-        if sender is None:
-            sender = extract_sender(message)
-        if sender is None:
-            raise ValueError("No From header provided in message")
-        if isinstance(recipients, str):
-            recipient_list = [recipients]
-        elif recipients is None:
-            recipient_list = extract_recipients(message)
-        else:
-            recipient_list = list(recipients)
-        if not recipient_list:
-            raise ValueError("No recipient headers provided in message")
-
-        await self._ehlo_or_helo_if_needed()
-        utf8 = not sender.isascii() or any(not r.isascii() for r in recipient_list)
-        upper = [option.upper() for option in mail_opts]
-        if utf8:
-            if not self.supports_extension("smtputf8"):
-                raise SMTPNotSupported(
-                    "An address containing non-ASCII characters was provided, but "
-                    "SMTPUTF8 is not supported by this server"
-                )
-            if "SMTPUTF8" not in upper:
-                mail_opts.append("SMTPUTF8")
-        if self.supports_extension("8bitmime"):
-            if "BODY=8BITMIME" not in upper:
-                mail_opts.append("BODY=8BITMIME")
-            cte_type = "8bit"
-        else:
-            cte_type = "7bit"
-        flat = flatten_message(message, utf8=utf8, cte_type=cte_type)
-        check_header_block(flat)
-        return sender, recipient_list, flat, mail_opts
+    ``str`` is ASCII-encoded (as aiosmtplib does; ``UnicodeEncodeError`` otherwise),
+    ``bytes`` are split into pieces of :data:`CHUNK_SIZE`; anything else is read as a
+    stream: an async iterable or an iterable of bytes chunks, or a binary file object
+    (its ``read`` may be a coroutine function). A stream is read only while it is being
+    sent, so its size is unknown (``None``).
+    """
+    if isinstance(message, str):
+        message = message.encode("ascii")
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        data = bytes(message)
+        return _pieces(data), len(data)
+    if isinstance(message, (AsyncIterable, Iterable)) or hasattr(message, "read"):
+        return _stream(message), None
+    raise TypeError(
+        "message must be str, bytes, an iterable or async iterable of bytes, or a binary "
+        f"file object, not {type(message).__name__}"
+    )

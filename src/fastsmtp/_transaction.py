@@ -17,16 +17,14 @@ batch of all of them) are the same code and give the same results:
 - a 421 reply (RFC 5321 section 3.8, the server is closing): the next command a
   lockstep client would send finds no connection: ``SMTPServerDisconnected``.
 
-This module also turns whatever the caller gave as the message (bytes, str, an
-iterable or async iterable of chunks, a binary file) into an async stream of chunks.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from typing import IO, Any
+from collections.abc import AsyncIterable, Iterable, Sequence
+from typing import IO
 
+from ._session import Kind
 from .errors import (
     SMTPDataError,
     SMTPRecipientRefused,
@@ -41,7 +39,6 @@ __all__ = (
     "LineEndings",
     "MailTransaction",
     "MessageSource",
-    "message_chunks",
 )
 
 #: What ``sendmail``/``data`` accept as a message.
@@ -62,6 +59,7 @@ class MailTransaction:
         "_next",
         "commands",
         "data_accepted",
+        "kinds",
         "recipients",
         "refused",
         "sender",
@@ -83,6 +81,11 @@ class MailTransaction:
         # after MAIL (as lockstep does), so DATA is never queued.
         with_data = data and bool(recipients)
         self.commands: list[bytes] = [mail, *rcpts, *([DATA] if with_data else [])]
+        self.kinds: tuple[Kind, ...] = (
+            Kind.MAIL,
+            *([Kind.RCPT] * len(rcpts)),
+            *((Kind.DATA,) if with_data else ()),
+        )
         self.refused: dict[str, SMTPResponse] = {}
         self._errors: list[SMTPRecipientRefused] = []
         self._next = 0
@@ -147,62 +150,3 @@ class LineEndings:
         if b"\r" not in chunk:
             return chunk.replace(b"\n", b"\r\n")
         return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-
-
-async def _pieces(data: bytes) -> AsyncIterator[bytes]:
-    if len(data) <= CHUNK_SIZE:
-        yield data
-        return
-    view = memoryview(data)
-    for start in range(0, len(data), CHUNK_SIZE):
-        yield bytes(view[start : start + CHUNK_SIZE])
-
-
-async def _stream(source: Any) -> AsyncIterator[bytes]:
-    if isinstance(source, AsyncIterable):
-        async for chunk in source:
-            yield _checked(chunk)
-    elif hasattr(source, "read"):
-        read = source.read
-        while True:
-            chunk = read(CHUNK_SIZE)
-            if inspect.isawaitable(chunk):
-                chunk = await chunk
-            if not chunk:
-                return
-            yield _checked(chunk)
-    else:
-        for chunk in source:
-            yield _checked(chunk)
-
-
-def _checked(chunk: object) -> bytes:
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(chunk)
-    raise TypeError(
-        f"message chunks must be bytes, bytearray or memoryview, not {type(chunk).__name__}"
-    )
-
-
-def message_chunks(message: MessageSource) -> tuple[AsyncIterator[bytes], int | None]:
-    """The message as an async stream of chunks, and its size when known up front.
-
-    ``str`` is ASCII-encoded (as aiosmtplib does; ``UnicodeEncodeError`` otherwise),
-    ``bytes`` are split into pieces of :data:`CHUNK_SIZE`; anything else is read as a
-    stream: an async iterable or an iterable of bytes chunks, or a binary file object
-    (its ``read`` may be a coroutine function). A stream is read only while it is
-    being sent, so its size is unknown (``None``).
-    """
-    if isinstance(message, str):
-        message = message.encode("ascii")
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        data = bytes(message)
-        return _pieces(data), len(data)
-    if isinstance(message, (AsyncIterable, Iterable)) or hasattr(message, "read"):
-        return _stream(message), None
-    raise TypeError(
-        "message must be str, bytes, an iterable or async iterable of bytes, or a binary "
-        f"file object, not {type(message).__name__}"
-    )

@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage, Message
 
+from ._options import ConnectionOptions
 from ._transaction import MessageSource
 from .response import SMTPResponse
 from .smtp import SMTP, ProgressCallback
@@ -58,28 +59,7 @@ async def send(
             raise ValueError("Recipients must be provided with raw messages.")
         if not sender:
             raise ValueError("Sender must be provided with raw messages.")
-    client = SMTP(
-        hostname=hostname,
-        port=port,
-        username=username,
-        password=password,
-        oauth_token_generator=oauth_token_generator,
-        local_hostname=local_hostname,
-        source_address=source_address,
-        timeout=timeout,
-        use_tls=use_tls,
-        start_tls=start_tls,
-        validate_certs=validate_certs,
-        client_cert=client_cert,
-        client_key=client_key,
-        tls_context=tls_context,
-        cert_bundle=cert_bundle,
-        socket_path=socket_path,
-        sock=sock,
-        allow_insecure_auth=allow_insecure_auth,
-        pipelining=pipelining,
-        chunking=chunking,
-    )
+    client = SMTP._from_options(ConnectionOptions.from_arguments(locals()))
     async with client:
         if not isinstance(message, Message):
             assert sender is not None and recipients is not None

@@ -9,6 +9,17 @@ a server dripping a byte at a time cannot stretch it), and every reply that arri
 watches the deadlines: it is set for the earliest one and moved on lazily when it fires,
 so a batch answered in time costs no timer operations.
 
+Every write and every reply also goes through the connection's
+:class:`fastsmtp._session.SMTPSession`, which keeps the protocol state (phase, replies owed,
+what EHLO said) and makes every protocol decision; this module only moves bytes, keeps
+timers and flow control, and is the one edge where OS, SSL and asyncio errors become
+fastsmtp exceptions. Each waiter gets its own exception object.
+
+The turn (``async with protocol.turn:``) gives one caller at a time the right to write;
+a caller that leaves it early (an exception, a timeout, a cancellation) is handled by the
+session's one rule (:meth:`~fastsmtp._session.SMTPSession.abandon`): keep the connection,
+RSET it, or abort the transport. Error paths abort; only a clean QUIT closes.
+
 Bytes that arrive while no batch is outstanding were not asked for: an injected or
 duplicated reply, idle chatter, or an unsolicited 421 (RFC 5321 section 3.8). Any of them
 closes the connection, so nothing the server sent unasked can ever be taken as the answer
@@ -25,6 +36,7 @@ import ssl
 from collections.abc import AsyncGenerator, Callable
 from typing import cast
 
+from ._session import Kind, SMTPSession, Verdict
 from ._speedups import NEED_DATA, ReplyParser
 from .errors import (
     SMTPReadTimeoutError,
@@ -34,17 +46,19 @@ from .errors import (
 )
 from .response import SMTPResponse
 
-__all__ = ("SMTPProtocol", "final_reply")
+__all__ = ("SMTPProtocol",)
 
 log = logging.getLogger("fastsmtp")
 
 _QUIT_REPLY = SMTPResponse(221, "")
+_RSET = b"RSET\r\n"
+_RSET_KINDS = (Kind.RSET,)
 
 
 class _Batch:
     """Replies expected for one write, and the future that gets them."""
 
-    __slots__ = ("deadline", "expected", "future", "redact", "replies")
+    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies")
 
     def __init__(self, future: asyncio.Future[list[SMTPResponse]], expected: int) -> None:
         self.future = future
@@ -52,24 +66,47 @@ class _Batch:
         self.replies: list[SMTPResponse] = []
         self.deadline: float | None = None
         self.redact = False
+        self.quit = False
 
 
-async def final_reply(future: asyncio.Future[list[SMTPResponse]]) -> list[SMTPResponse]:
-    """Await the reply to a complete message; a failure now leaves its fate unknown.
-
-    security.md section 10: once the end of the message is on its way, the server may
-    have accepted it even if its reply never arrives, so the error says so.
-    """
+def _fresh(exc: Exception) -> Exception:
+    """A new exception object like ``exc``: each waiter gets its own, so marking one
+    (``outcome_unknown``) never changes what another caller sees."""
     try:
-        return await future
-    except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
-        exc.outcome_unknown = True
-        raise
-    except SMTPResponseException as exc:
-        # Code -1: the reply could not be parsed, so it says nothing either.
-        if exc.code == -1:
-            exc.outcome_unknown = True
-        raise
+        if type(exc) is SMTPResponseException:
+            new: Exception = SMTPResponseException(exc.code, exc.message)
+        else:
+            new = type(exc)(*exc.args)
+    except Exception:  # an exception class with another signature: share it
+        return exc
+    new.__cause__ = exc.__cause__
+    return new
+
+
+class _Turn:
+    """``async with protocol.turn:``: the right to write, and the rule for leaving early.
+
+    One object per connection (no allocation per turn). A caller that leaves with an
+    exception of any kind, ``CancelledError`` included, is judged by the session.
+    """
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: SMTPProtocol) -> None:
+        self._protocol = protocol
+
+    async def __aenter__(self) -> None:
+        protocol = self._protocol
+        await protocol.acquire()
+        protocol.turn_start = protocol.session.sent_count
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        protocol = self._protocol
+        try:
+            if exc_type is not None:
+                protocol.abandon()
+        finally:
+            protocol.release()
 
 
 class SMTPProtocol(asyncio.Protocol):
@@ -79,14 +116,17 @@ class SMTPProtocol(asyncio.Protocol):
         self,
         loop: asyncio.AbstractEventLoop | None = None,
         connection_lost_callback: Callable[[SMTPProtocol], None] | None = None,
+        session: SMTPSession | None = None,
     ) -> None:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self.session = session if session is not None else SMTPSession()
+        self.turn = _Turn(self)
+        self.turn_start = 0
         self._connection_lost_callback = connection_lost_callback
         self.transport: asyncio.BaseTransport | None = None
         self._parser = ReplyParser()
         self._outstanding: collections.deque[_Batch] = collections.deque()
         self._closed = False
-        self._quit_sent = False
         # Why the connection is no longer usable, raised by the next operation.
         self._error: Exception | None = None
         self._paused = False
@@ -130,12 +170,15 @@ class SMTPProtocol(asyncio.Protocol):
                 self._unsolicited(reply)
                 return
             batch = outstanding[0]
+            self.session.received(reply)
             if debug:
                 log.debug("<< %s", "[redacted]" if batch.redact else reply)
             batch.replies.append(reply)
             if len(batch.replies) == batch.expected:
                 outstanding.popleft()
                 self._finish(batch)
+                if self._closed:  # a 421: nothing after it is read
+                    return
         if parser.pending and not outstanding:
             self._unsolicited(None)
 
@@ -195,33 +238,35 @@ class SMTPProtocol(asyncio.Protocol):
         return (await batch.future)[0]
 
     async def execute(
-        self, line: bytes, timeout: float | None, *, redact: bool = False
+        self, line: bytes, kind: Kind, timeout: float | None, *, redact: bool = False
     ) -> SMTPResponse:
         """Write one command line and return its reply (a batch of one).
 
         Takes the connection's turn for the exchange, so commands from concurrent
         callers never interleave.
         """
-        await self.acquire()
-        try:
-            replies, error = await self.exchange(line, 1, timeout, redact=redact)
-        finally:
-            self.release()
+        async with self.turn:
+            replies, error = await self.exchange(line, (kind,), timeout, redact=redact)
         if error is not None:
             raise error
         return replies[0]
 
     async def exchange(
-        self, data: bytes, expected: int, timeout: float | None, *, redact: bool = False
+        self,
+        data: bytes,
+        kinds: tuple[Kind, ...],
+        timeout: float | None,
+        *,
+        redact: bool = False,
     ) -> tuple[list[SMTPResponse], Exception | None]:
-        """Write ``data`` (one or more command lines) and collect ``expected`` replies.
+        """Write ``data`` (the command lines ``kinds``) and collect their replies.
 
-        The caller holds the turn (:meth:`acquire`). Returns the replies that arrived
-        and, if the batch failed part-way (disconnect, timeout, malformed reply), the
-        error; replies that arrived before a failure are never lost, so a pipelined
-        batch can be judged reply by reply exactly as lockstep sending would.
+        The caller holds the turn. Returns the replies that arrived and, if the batch
+        failed part-way (disconnect, timeout, malformed reply), the error; replies that
+        arrived before a failure are never lost, so a pipelined batch can be judged
+        reply by reply exactly as lockstep sending would.
         """
-        batch = self._write_batch(data, expected, timeout, redact)
+        batch = self._write_batch(data, kinds, timeout, redact)
         try:
             replies = await batch.future
         except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as exc:
@@ -244,6 +289,8 @@ class SMTPProtocol(asyncio.Protocol):
         gave up on the message) stops the upload and is returned.
         """
         self._raise_if_unusable()
+        session = self.session
+        session.body_started()
         batch = _Batch(self._loop.create_future(), 1)
         # Registered before the first byte: an early reply always finds its batch.
         self._outstanding.append(batch)
@@ -253,6 +300,7 @@ class SMTPProtocol(asyncio.Protocol):
             # the no-progress timer and the write buffer stay bounded): one write.
             sent = len(body)
             self._transport_write(body)
+            session.body_ended()
             if self._paused:
                 await self.drain(idle_timeout)
         else:
@@ -264,9 +312,17 @@ class SMTPProtocol(asyncio.Protocol):
                     self._transport_write(chunk)
                     sent += len(chunk)
                     await self.drain(idle_timeout)
+                else:
+                    session.body_ended()
         if log.isEnabledFor(logging.DEBUG):
             log.debug(">> <message data, %d bytes>", sent)
-        if not batch.future.done():
+        if session.early_reply:
+            # The server answered before the end of the body (it gave up on the
+            # message). It may still be reading body bytes or already reading
+            # commands: nothing written next can be trusted to land right, so the
+            # connection ends here; the caller still gets the server's reply.
+            self._abort(SMTPServerDisconnected("Connection lost"))
+        elif not batch.future.done():
             self._arm(batch, reply_timeout)
         return batch.future
 
@@ -276,21 +332,23 @@ class SMTPProtocol(asyncio.Protocol):
         transport: asyncio.WriteTransport = self.transport  # type: ignore[assignment]
         transport.write(data)
 
-    def post(
-        self, parts: tuple[bytes, ...], timeout: float | None
+    def post_bdat(
+        self, line: bytes, chunk: bytes, last: bool, timeout: float | None
     ) -> asyncio.Future[list[SMTPResponse]]:
-        """Write one command in parts (a BDAT line and its chunk) without waiting.
+        """Write one BDAT command and its chunk (RFC 3030 section 2) without waiting.
 
         The caller holds the turn and awaits the returned future for the reply.
         """
         self._raise_if_unusable()
+        self.session.bdat_sent(last)
         batch = _Batch(self._loop.create_future(), 1)
         self._outstanding.append(batch)
         transport = cast(asyncio.WriteTransport, self.transport)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(">> %r <%d bytes>", parts[0], sum(len(part) for part in parts[1:]))
-        for part in parts:
-            transport.write(part)
+            log.debug(">> %r <%d bytes>", line, len(chunk))
+        transport.write(line)
+        transport.write(chunk)
+        self.session.chunk_written(last)
         self._arm(batch, timeout)
         return batch.future
 
@@ -333,19 +391,24 @@ class SMTPProtocol(asyncio.Protocol):
             if "taking longer" in str(exc):
                 raise SMTPTimeoutError("Timed out while upgrading transport") from exc
             raise SMTPServerDisconnected("Connection lost") from exc
+        except ssl.SSLError:
+            # Certificate and handshake errors reach the caller as they are (the
+            # aiosmtplib contract), after the connection is gone.
+            self._close_transport()
+            raise
+        except ConnectionError as exc:
+            self._close_transport()
+            raise SMTPServerDisconnected("Connection lost") from exc
         except BaseException:
             self._close_transport()
             raise
-        if tls_transport is None:
+        if tls_transport is None or self._closed:
             self._close_transport()
             raise SMTPServerDisconnected("Connection lost")
         self.transport = tls_transport
         self._parser = ReplyParser()
+        self.session.tls_established()
         return tls_transport
-
-    def mark_quit(self) -> None:
-        """QUIT is about to be sent: a disconnect now answers it (as 221)."""
-        self._quit_sent = True
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until the transport's write buffer is below its high-water mark.
@@ -375,17 +438,41 @@ class SMTPProtocol(asyncio.Protocol):
         self._abort(error)
 
     def close(self) -> None:
-        """Close the transport; outstanding replies fail with SMTPServerDisconnected."""
+        """Close the transport after a clean QUIT (its write buffer is flushed first)."""
+        self._close_transport(graceful=True)
+
+    def abort(self) -> None:
+        """End the connection now: error paths, and a close the caller asked for. The
+        socket is released at once, whatever is still buffered; outstanding replies
+        fail with SMTPServerDisconnected."""
         self._close_transport()
+
+    def abandon(self) -> None:
+        """The turn's holder is leaving early: apply the session's verdict."""
+        verdict = self.session.abandon(self.turn_start)
+        if verdict is Verdict.KEEP:
+            return
+        if verdict is Verdict.RESET and self.is_connected:
+            # Written now, in order behind the replies still owed; nobody waits for
+            # its reply, which is consumed like the others (a failure shows on the
+            # next command).
+            batch = self._write_batch(_RSET, _RSET_KINDS, None, False)
+            batch.future.add_done_callback(_retrieve)
+            return
+        log.debug("fastsmtp: connection aborted (left during %s)", self.session.phase.value)
+        self._abort(SMTPServerDisconnected("Connection lost"))
 
     # -- internals --------------------------------------------------------------------
 
     def _write_batch(
-        self, data: bytes, expected: int, timeout: float | None, redact: bool
+        self, data: bytes, kinds: tuple[Kind, ...], timeout: float | None, redact: bool
     ) -> _Batch:
         self._raise_if_unusable()
-        batch = _Batch(self._loop.create_future(), expected)
+        self.session.sent(kinds)
+        batch = _Batch(self._loop.create_future(), len(kinds))
         batch.redact = redact
+        if kinds[0] is Kind.QUIT:
+            batch.quit = True
         # Registered before the write, so a fast reply always finds its batch.
         self._outstanding.append(batch)
         self._arm(batch, timeout)
@@ -439,14 +526,11 @@ class SMTPProtocol(asyncio.Protocol):
             self._close_transport()
 
     def _unsolicited(self, reply: SMTPResponse | None) -> None:
-        if reply is not None and reply.code == 421:
+        error = self.session.unsolicited(reply)
+        if isinstance(error, SMTPServerDisconnected):
             log.debug("<< %s (unsolicited; server is closing)", reply)
-            error: Exception = SMTPServerDisconnected(f"Server closed the connection: {reply}")
         else:
             log.warning("fastsmtp: unsolicited data from server; closing the connection")
-            error = SMTPResponseException(
-                -1, "Unsolicited data from server; connection closed"
-            )
         self._abort(error)
 
     def _abort(self, exc: Exception) -> None:
@@ -459,15 +543,21 @@ class SMTPProtocol(asyncio.Protocol):
     def _lost(self, exc: SMTPServerDisconnected) -> None:
         if self._error is None:
             self._error = exc
-        if self._quit_sent:
-            # RFC 5321 section 4.1.1.10: after QUIT, a closed channel is the answer.
-            for batch in self._outstanding:
-                if not batch.future.done():
-                    batch.future.set_result([_QUIT_REPLY])
-            self._outstanding.clear()
-            self._stop_watching()
-        else:
-            self._fail_outstanding(exc)
+        self._stop_watching()
+        outstanding = self._outstanding
+        while outstanding:
+            batch = outstanding.popleft()
+            if batch.future.done():
+                continue
+            if batch.quit:
+                # RFC 5321 section 4.1.1.10: after QUIT, a closed channel is the answer
+                # to QUIT, and to QUIT alone: a message whose final reply was still owed
+                # has an unknown outcome, not a 221.
+                batch.future.set_result([_QUIT_REPLY])
+            else:
+                batch.future.set_exception(_fresh(exc))
+                batch.future.exception()  # retrieved: a batch nobody awaits must not warn
+        self.session.closed()
         self._closed = True
 
     def _fail_outstanding(self, exc: Exception) -> None:
@@ -476,23 +566,26 @@ class SMTPProtocol(asyncio.Protocol):
         while outstanding:
             batch = outstanding.popleft()
             if not batch.future.done():
-                batch.future.set_exception(exc)
+                batch.future.set_exception(_fresh(exc))
                 # Mark retrieved: a batch nobody awaits (the greeting) must not warn.
                 batch.future.exception()
 
-    def _close_transport(self) -> None:
+    def _close_transport(self, *, graceful: bool = False) -> None:
         self._closed = True
+        self.session.closed()
         transport = self.transport
         if transport is None:
             return
-        if self.is_tls_transport(transport):
-            # A TLS close waits for the peer's close_notify (up to 30 s) before the
-            # socket is released. SMTP has its own end marker (the 221 to QUIT, or an
-            # error that ends the session), so there is nothing a truncation attack
-            # could cut short: release the socket now.
-            transport.abort()  # type: ignore[attr-defined]
-        elif not transport.is_closing():
-            transport.close()
+        if graceful and not self.is_tls_transport(transport):
+            if not transport.is_closing():
+                transport.close()
+            return
+        # Error paths abort: close() would keep the socket open until a stalled
+        # write buffer drains, which may be never. A TLS close would wait for the
+        # peer's close_notify (up to 30 s); SMTP has its own end marker (the 221 to
+        # QUIT, or an error that ends the session), so there is nothing a truncation
+        # attack could cut short: release the socket now.
+        transport.abort()  # type: ignore[attr-defined]
 
     @staticmethod
     def is_tls_transport(transport: asyncio.BaseTransport) -> bool:
@@ -507,7 +600,7 @@ class SMTPProtocol(asyncio.Protocol):
                 raise SMTPServerDisconnected(f"Connection closed: {error.message}")
             raise SMTPServerDisconnected("Connection lost")
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> None:  # (use ``async with protocol.turn``)
         """Take the right to write a batch; batches are answered one after another."""
         if not self._busy:
             self._busy = True
@@ -532,3 +625,9 @@ class SMTPProtocol(asyncio.Protocol):
                 waiter.set_result(None)  # ``_busy`` stays True: the turn passes on
                 return
         self._busy = False
+
+
+def _retrieve(future: asyncio.Future[list[SMTPResponse]]) -> None:
+    """Mark a future nobody awaits as retrieved, so its exception is not logged."""
+    if not future.cancelled():
+        future.exception()

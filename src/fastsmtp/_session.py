@@ -1,0 +1,381 @@
+"""The SMTP session, sans I/O: what the wire is doing, and every protocol decision.
+
+:class:`SMTPSession` is to fastsmtp what h11's ``Connection`` is to HTTP: it never touches a
+socket. The shell (:mod:`fastsmtp.protocol`) tells it what it wrote (:meth:`~SMTPSession.sent`
+and friends) and hands it every reply as it is parsed (:meth:`~SMTPSession.received`); the
+session keeps, as explicit state,
+
+- the **phase** of the conversation as the client last left it (:class:`Phase`);
+- the **replies owed**, in order (RFC 2920 section 3.1: replies come back in the order the
+  commands were sent), each tagged with what it answers (:class:`Kind`);
+- what the server said in EHLO (:class:`ServerState`), dropped after STARTTLS (RFC 3207
+  section 4.2).
+
+Phases, with the events that move between them (``w:`` the client wrote, ``r:`` a reply)::
+
+    GREETING --r:220--> READY
+    READY --w:MAIL--> TRANSACTION --w:DATA--> DATA_SENT --r:354--> BODY --w:end--> READY
+                      TRANSACTION --w:BDAT--> BODY --w:BDAT LAST--> READY
+    TRANSACTION --r:MAIL not 250, w:RSET--> READY      DATA_SENT --r:not 354--> TRANSACTION
+    READY --w:AUTH--> AUTH --r:334--> AUTH --r:other--> READY
+    READY --w:STARTTLS--> STARTTLS --handshake done--> READY (server state forgotten)
+    any --w:QUIT--> QUIT;  any --r:421 / connection lost / aborted--> CLOSED
+
+The phase is the *writer's* view: once the end of a message is written the phase is READY
+again and the final reply is simply one more reply owed, so the next transaction can be
+pipelined behind it.
+
+The one cancellation rule (:meth:`SMTPSession.abandon`): a caller that leaves its turn while
+replies it caused are still owed leaves the connection
+
+- as it is, when the wire is in command mode with no transaction open (the owed replies are
+  consumed in order and dropped, so later replies still pair with their commands);
+- needing RSET, when a transaction is open and no DATA or BDAT was sent;
+- unusable (abort the transport), when DATA, a body, BDAT, an AUTH exchange, STARTTLS or
+  QUIT is in flight: the server is reading something other than commands, and nothing the
+  client could write next would be read as intended.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+
+from .errors import (
+    SMTPDataError,
+    SMTPNotSupported,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+)
+from .esmtp import parse_esmtp_extensions
+from .response import SMTPResponse
+
+__all__ = ("Kind", "Phase", "ServerState", "SMTPSession", "TransactionPlan", "Verdict")
+
+SMTPUTF8_NOT_SUPPORTED = "SMTPUTF8 is not supported by this server"
+
+
+class Phase(enum.Enum):
+    """Where the conversation is, as the client last left it."""
+
+    GREETING = "waiting for the greeting"
+    READY = "command mode, no transaction open"
+    TRANSACTION = "MAIL sent, no DATA or BDAT yet"
+    DATA_SENT = "DATA sent, waiting for 354"
+    BODY = "the server is reading a message body"
+    AUTH = "in an AUTH exchange"
+    STARTTLS = "STARTTLS sent or TLS handshake running"
+    QUIT = "QUIT sent"
+    CLOSED = "closed or closing"
+
+
+class Kind(enum.IntEnum):
+    """What a reply owed answers."""
+
+    GREETING = 1
+    COMMAND = 2  # NOOP, VRFY, EXPN, HELP, or anything raw: no state change
+    EHLO = 3
+    HELO = 4
+    MAIL = 5
+    RCPT = 6
+    DATA = 7
+    END = 8  # the final reply to a DATA body
+    BDAT = 9
+    BDAT_LAST = 10  # the final reply to a BDAT transfer
+    AUTH = 11  # AUTH and each SASL response
+    STARTTLS = 12
+    QUIT = 13
+    RSET = 14
+
+
+class Verdict(enum.Enum):
+    """What :meth:`SMTPSession.abandon` decides for a caller that left mid-exchange."""
+
+    KEEP = "keep the connection"
+    RESET = "write RSET before the next command"
+    ABORT = "abort the transport"
+
+
+class ServerState:
+    """What the server said about itself in EHLO/HELO (RFC 5321 section 4.1.1.1)."""
+
+    __slots__ = (
+        "auth_methods",
+        "extensions",
+        "last_ehlo_response",
+        "last_helo_response",
+        "supports_esmtp",
+    )
+
+    def __init__(self) -> None:
+        self.extensions: dict[str, str] = {}
+        self.auth_methods: list[str] = []
+        self.supports_esmtp = False
+        self.last_ehlo_response: SMTPResponse | None = None
+        self.last_helo_response: SMTPResponse | None = None
+
+    def record_ehlo(self, response: SMTPResponse | None) -> None:
+        """Take the extensions from a successful EHLO reply (``None`` forgets it)."""
+        self.last_ehlo_response = response
+        if response is None:
+            return
+        self.extensions, self.auth_methods = parse_esmtp_extensions(response.message)
+        self.supports_esmtp = True
+
+    def supports(self, extension: str) -> bool:
+        """True if ``extension`` (lower case) was advertised."""
+        return extension in self.extensions
+
+    @property
+    def greeted(self) -> bool:
+        """True once EHLO or HELO has succeeded on this connection."""
+        return self.last_ehlo_response is not None or self.last_helo_response is not None
+
+
+class TransactionPlan:
+    """How one message goes out: the decisions :meth:`SMTPSession.plan` made."""
+
+    __slots__ = ("announce_size", "chunked", "pipelined")
+
+    def __init__(self, pipelined: bool, chunked: bool, announce_size: bool) -> None:
+        self.pipelined = pipelined
+        self.chunked = chunked
+        #: Announce the message size on MAIL (RFC 1870: the server advertises SIZE).
+        self.announce_size = announce_size
+
+
+class SMTPSession:
+    """The state of one SMTP connection and the judge of every reply. No I/O."""
+
+    __slots__ = (
+        "_before_data",
+        "_mail_refused",
+        "early_reply",
+        "owed",
+        "phase",
+        "received_count",
+        "sent_count",
+        "server",
+    )
+
+    def __init__(self) -> None:
+        self.phase = Phase.GREETING
+        # The greeting is the first reply the server owes (RFC 5321 section 3.1).
+        self.owed: collections.deque[Kind] = collections.deque((Kind.GREETING,))
+        # Commands written and replies taken since the connection opened: a caller's
+        # turn owes replies exactly when received_count < sent_count after its writes.
+        self.sent_count = 1
+        self.received_count = 0
+        self.server = ServerState()
+        # The MAIL of the open transaction was refused: the server has no transaction.
+        self._mail_refused = False
+        # The phase DATA was sent in (DATA without MAIL is refused and changes nothing).
+        self._before_data = Phase.READY
+        #: The server answered a DATA body before its end was written (it gave up on
+        #: the message); the wire is no longer in a known state.
+        self.early_reply = False
+
+    # -- the writer's side ----------------------------------------------------------------
+
+    def sent(self, kinds: tuple[Kind, ...]) -> None:
+        """The commands ``kinds`` were just written, in one write, in this order."""
+        self._check_open()
+        phase = self.phase
+        for kind in kinds:
+            if kind is Kind.MAIL:
+                phase = Phase.TRANSACTION
+                self._mail_refused = False
+            elif kind is Kind.DATA:
+                self._before_data = phase
+                phase = Phase.DATA_SENT
+            elif kind is Kind.RSET or kind is Kind.EHLO or kind is Kind.HELO:
+                # RFC 5321 sections 4.1.1.5 and 4.1.4: RSET, EHLO and HELO end any
+                # transaction.
+                phase = Phase.READY
+            elif kind is Kind.AUTH:
+                phase = Phase.AUTH
+            elif kind is Kind.STARTTLS:
+                phase = Phase.STARTTLS
+            elif kind is Kind.QUIT:
+                phase = Phase.QUIT
+        self.phase = phase
+        self.owed.extend(kinds)
+        self.sent_count += len(kinds)
+
+    def body_started(self) -> None:
+        """The DATA body is about to be written (after its 354).
+
+        Its final reply is owed from the first byte: a server that gives up on the
+        message may answer before the end (see :attr:`early_reply`).
+        """
+        self._check_open()
+        self.early_reply = False
+        self.owed.append(Kind.END)
+        self.sent_count += 1
+
+    def body_ended(self) -> None:
+        """The last byte of the DATA body (``CRLF.CRLF``) was written."""
+        if self.phase is Phase.BODY:
+            self.phase = Phase.READY
+
+    def bdat_sent(self, last: bool) -> None:
+        """A BDAT command line was written; its chunk follows (RFC 3030 section 2)."""
+        self._check_open()
+        self.phase = Phase.BODY
+        self.owed.append(Kind.BDAT_LAST if last else Kind.BDAT)
+        self.sent_count += 1
+
+    def chunk_written(self, last: bool) -> None:
+        """The chunk announced by the last BDAT is written in full."""
+        if last and self.phase is Phase.BODY:
+            self.phase = Phase.READY
+
+    def bdat_stopped(self) -> None:
+        """The client stopped a BDAT transfer after a refusal, every chunk announced
+        written in full and every reply taken: the server is in command mode, with the
+        transaction open (RFC 3030 section 2: RSET clears it)."""
+        if self.phase is Phase.BODY and not self.owed:
+            self.phase = Phase.TRANSACTION
+
+    def tls_established(self) -> None:
+        """The STARTTLS handshake is done: forget everything learnt before it."""
+        self.phase = Phase.READY
+        self.server = ServerState()
+
+    def closed(self) -> None:
+        """The connection is gone (lost, aborted or closed after QUIT)."""
+        self.phase = Phase.CLOSED
+        self.owed.clear()
+
+    # -- the reader's side ----------------------------------------------------------------
+
+    def received(self, reply: SMTPResponse) -> Kind:
+        """Take the next reply owed; returns what it answers. The caller checks that a
+        reply is owed (:meth:`unsolicited` says what to do otherwise)."""
+        kind = self.owed.popleft()
+        self.received_count += 1
+        code = reply.code
+        phase = self.phase
+        if kind is Kind.EHLO:
+            if code == 250:
+                self.server.record_ehlo(reply)
+        elif kind is Kind.HELO:
+            if code == 250:
+                self.server.last_helo_response = reply
+        elif kind is Kind.GREETING:
+            if code == 220 and phase is Phase.GREETING:
+                self.phase = Phase.READY
+        elif kind is Kind.MAIL:
+            if code != 250:
+                # RFC 5321 section 4.1.1.2: a refused MAIL opens no transaction.
+                self._mail_refused = True
+                if phase is Phase.TRANSACTION:
+                    self.phase = Phase.READY
+        elif kind is Kind.DATA:
+            if phase is Phase.DATA_SENT:
+                if code == 354:
+                    # Even when the transaction has failed (a pipelining server that
+                    # answers DATA anyway): the server now reads a body.
+                    self.phase = Phase.BODY
+                else:
+                    self.phase = Phase.READY if self._mail_refused else self._before_data
+        elif kind is Kind.END:
+            if phase is Phase.BODY:
+                self.early_reply = True
+        elif kind is Kind.AUTH:
+            if code != 334 and phase is Phase.AUTH:
+                self.phase = Phase.READY
+        elif kind is Kind.STARTTLS:
+            if code != 220 and phase is Phase.STARTTLS:
+                self.phase = Phase.READY
+        elif kind is Kind.QUIT:
+            self.phase = Phase.CLOSED
+        if code == 421:
+            # RFC 5321 section 3.8: the server is closing the channel.
+            self.phase = Phase.CLOSED
+        return kind
+
+    @staticmethod
+    def unsolicited(reply: SMTPResponse | None) -> Exception:
+        """What bytes that arrive while no reply is owed mean: the connection ends.
+
+        An unsolicited 421 is the server closing (RFC 5321 section 3.8); anything else
+        is an injected or duplicated reply that must never be paired with a later
+        command.
+        """
+        if reply is not None and reply.code == 421:
+            return SMTPServerDisconnected(f"Server closed the connection: {reply}")
+        return SMTPResponseException(-1, "Unsolicited data from server; connection closed")
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def abandon(self, turn_start: int) -> Verdict:
+        """A caller is leaving its turn early (exception, timeout, cancellation).
+
+        ``turn_start`` is :attr:`sent_count` when the turn began. See the module
+        docstring for the rule; comments below say why each case is what it is.
+        """
+        phase = self.phase
+        if phase is Phase.CLOSED:
+            return Verdict.KEEP  # nothing left to protect
+        if phase in (Phase.BODY, Phase.DATA_SENT, Phase.AUTH, Phase.STARTTLS, Phase.QUIT):
+            # The server reads a body, a SASL response or a TLS handshake (or may, once
+            # its 354 arrives); a command written now would be read as one of those.
+            return Verdict.ABORT
+        owed_by_turn = self.sent_count > turn_start and self.received_count < self.sent_count
+        if phase is Phase.TRANSACTION and owed_by_turn:
+            # MAIL/RCPT replies still on their way: whatever they say, RSET (RFC 5321
+            # section 4.1.1.5) returns the server to a state the next caller knows.
+            return Verdict.RESET
+        # Command mode. Replies still owed are consumed in order and dropped; a caller
+        # that saw all its replies and raised (a refused RCPT, say) left a state it
+        # knows, and so do its callers (aiosmtplib does not RSET after rcpt() either).
+        return Verdict.KEEP
+
+    def plan(
+        self,
+        *,
+        utf8: bool,
+        binary: bool,
+        pipelining: bool | None,
+        chunking: bool | None,
+    ) -> TransactionPlan:
+        """Decide how a message goes out, from the options and what EHLO said.
+
+        ``pipelining``/``chunking``: None uses an extension when advertised, False
+        never, True requires it (SMTPNotSupported otherwise). The message size is
+        announced only when the server advertises SIZE (RFC 1870).
+        """
+        server = self.server
+        if utf8 and not server.supports("smtputf8"):
+            raise SMTPNotSupported(SMTPUTF8_NOT_SUPPORTED)
+        advertised = server.supports("pipelining")
+        if pipelining and not advertised:
+            raise SMTPNotSupported("PIPELINING is not supported by this server")
+        pipelined = advertised and pipelining is not False
+        chunk_advertised = server.supports("chunking")
+        if binary:
+            # RFC 3030 section 3: a BINARYMIME body can only be sent with BDAT.
+            if chunking is False:
+                raise ValueError("BODY=BINARYMIME needs BDAT, but chunking=False")
+            if not (chunk_advertised and server.supports("binarymime")):
+                raise SMTPNotSupported("BINARYMIME is not supported by this server")
+            chunked = True
+        else:
+            if chunking and not chunk_advertised:
+                raise SMTPNotSupported("CHUNKING is not supported by this server")
+            chunked = chunk_advertised and chunking is not False
+        return TransactionPlan(pipelined, chunked, server.supports("size"))
+
+    def judge_final(self, reply: SMTPResponse) -> SMTPResponse:
+        """The reply to a whole message (after ``CRLF.CRLF`` or BDAT LAST): 250, or
+        SMTPDataError (RFC 5321 section 4.1.1.4; a 421 also closes, section 3.8)."""
+        if reply.code != 250:
+            raise SMTPDataError(reply.code, reply.message)
+        return reply
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.phase is Phase.CLOSED:
+            raise SMTPServerDisconnected("Connection lost")

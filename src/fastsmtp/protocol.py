@@ -38,6 +38,7 @@ from typing import cast
 
 from ._session import Kind, SMTPSession, Verdict
 from ._speedups import NEED_DATA, ReplyParser
+from ._turn import Turn
 from .errors import (
     SMTPReadTimeoutError,
     SMTPResponseException,
@@ -83,32 +84,6 @@ def _fresh(exc: Exception) -> Exception:
     return new
 
 
-class _Turn:
-    """``async with protocol.turn:``: the right to write, and the rule for leaving early.
-
-    One object per connection (no allocation per turn). A caller that leaves with an
-    exception of any kind, ``CancelledError`` included, is judged by the session.
-    """
-
-    __slots__ = ("_protocol",)
-
-    def __init__(self, protocol: SMTPProtocol) -> None:
-        self._protocol = protocol
-
-    async def __aenter__(self) -> None:
-        protocol = self._protocol
-        await protocol.acquire()
-        protocol.turn_start = protocol.session.sent_count
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        protocol = self._protocol
-        try:
-            if exc_type is not None:
-                protocol.abandon()
-        finally:
-            protocol.release()
-
-
 class SMTPProtocol(asyncio.Protocol):
     """Reply reader and command writer for one SMTP connection."""
 
@@ -120,8 +95,7 @@ class SMTPProtocol(asyncio.Protocol):
     ) -> None:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self.session = session if session is not None else SMTPSession()
-        self.turn = _Turn(self)
-        self.turn_start = 0
+        self.turn = Turn(self._loop, self.session, self._abandon_turn)
         self._connection_lost_callback = connection_lost_callback
         self.transport: asyncio.BaseTransport | None = None
         self._parser = ReplyParser()
@@ -131,11 +105,6 @@ class SMTPProtocol(asyncio.Protocol):
         self._error: Exception | None = None
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
-        # The turn: one caller at a time writes and reads (``acquire``/``release``), so
-        # replies always pair with the caller's commands; within its turn a caller may
-        # have several commands outstanding (RFC 2920 pipelining).
-        self._idle_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._busy = False
         self._greeting: _Batch | None = None
         # The deadline watcher (see the module docstring) and the time it is set for.
         self._timer: asyncio.TimerHandle | None = None
@@ -447,9 +416,9 @@ class SMTPProtocol(asyncio.Protocol):
         fail with SMTPServerDisconnected."""
         self._close_transport()
 
-    def abandon(self) -> None:
+    def _abandon_turn(self, turn_start: int) -> None:
         """The turn's holder is leaving early: apply the session's verdict."""
-        verdict = self.session.abandon(self.turn_start)
+        verdict = self.session.abandon(turn_start)
         if verdict is Verdict.KEEP:
             return
         if verdict is Verdict.RESET and self.is_connected:
@@ -599,32 +568,6 @@ class SMTPProtocol(asyncio.Protocol):
             if isinstance(error, SMTPResponseException) and error.code == -1:
                 raise SMTPServerDisconnected(f"Connection closed: {error.message}")
             raise SMTPServerDisconnected("Connection lost")
-
-    async def acquire(self) -> None:  # (use ``async with protocol.turn``)
-        """Take the right to write a batch; batches are answered one after another."""
-        if not self._busy:
-            self._busy = True
-            return
-        waiter = self._loop.create_future()
-        self._idle_waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # we were handed the turn but are leaving: pass it on
-            else:
-                waiter.cancel()
-            raise
-
-    def release(self) -> None:
-        """Hand the turn to the next waiting caller, or mark the connection idle."""
-        waiters = self._idle_waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # ``_busy`` stays True: the turn passes on
-                return
-        self._busy = False
 
 
 def _retrieve(future: asyncio.Future[list[SMTPResponse]]) -> None:

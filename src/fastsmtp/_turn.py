@@ -1,0 +1,85 @@
+"""The turn: one caller at a time writes to a connection, and what happens when it leaves.
+
+Replies come back in the order the commands were sent (RFC 5321 section 4.1; RFC 2920
+section 3.1), so a caller that writes must not interleave with another: it takes the turn
+(``async with protocol.turn:``), writes, and may keep several commands outstanding within it
+(pipelining). Waiters are served first come, first served.
+
+A caller that leaves the turn with an exception of any kind, ``CancelledError`` included,
+is reported to the connection (``on_abandon(turn_start)``), which applies the session's one
+cancellation rule (:meth:`fastsmtp._session.SMTPSession.abandon`) before the next caller
+gets the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ("Turn",)
+
+
+class _Counted(Protocol):
+    sent_count: int
+
+
+class Turn:
+    """The right to write on one connection, as an async context manager.
+
+    One object per connection (no allocation per turn).
+    """
+
+    __slots__ = ("_busy", "_loop", "_on_abandon", "_session", "_waiters", "start")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        session: _Counted,
+        on_abandon: Callable[[int], None],
+    ) -> None:
+        self._loop = loop
+        self._session = session
+        self._on_abandon = on_abandon
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._busy = False
+        #: The session's ``sent_count`` when the current turn began.
+        self.start = 0
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+        self.start = self._session.sent_count
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is not None:
+                self._on_abandon(self.start)
+        finally:
+            self.release()
+
+    async def acquire(self) -> None:
+        """Wait for the turn (prefer ``async with``, which also handles leaving early)."""
+        if not self._busy:
+            self._busy = True
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # we were handed the turn but are leaving: pass it on
+            else:
+                waiter.cancel()
+            raise
+
+    def release(self) -> None:
+        """Hand the turn to the next waiting caller, or mark the connection idle."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # still busy: the turn passes on
+                return
+        self._busy = False

@@ -1,0 +1,385 @@
+"""SMTPSession with bytes alone: no sockets, no event loop, both parser implementations.
+
+The server's side is raw reply bytes, parsed by the ``impl`` parser and handed to the
+session as the shell does; the client's side is what the shell tells the session it wrote.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from fastsmtp._session import Kind, Phase, SMTPSession, Verdict
+from fastsmtp._transaction import MailTransaction
+from fastsmtp.errors import (
+    SMTPDataError,
+    SMTPNotSupported,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
+from fastsmtp.response import SMTPResponse
+
+EHLO_ALL = (
+    b"250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-CHUNKING\r\n"
+    b"250-BINARYMIME\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN\r\n"
+)
+
+
+class Wire:
+    """A session fed by the ``impl`` reply parser, as the shell feeds it."""
+
+    def __init__(self, impl: ModuleType) -> None:
+        self.impl = impl
+        self.parser = impl.ReplyParser()
+        self.session = SMTPSession()
+
+    def replies(self, data: bytes) -> list[tuple[Kind, SMTPResponse]]:
+        """Feed ``data``; every complete reply, with what the session says it answers."""
+        self.parser.feed(data)
+        taken = []
+        while True:
+            reply = self.parser.next_reply()
+            if reply is self.impl.NEED_DATA:
+                return taken
+            assert self.session.owed, f"unsolicited {reply}"
+            taken.append((self.session.received(reply), reply))
+
+
+def ready(impl: ModuleType, ehlo: bytes = EHLO_ALL) -> Wire:
+    wire = Wire(impl)
+    wire.replies(b"220 mx.example.com ESMTP\r\n")
+    wire.session.sent((Kind.EHLO,))
+    wire.replies(ehlo)
+    assert wire.session.phase is Phase.READY
+    return wire
+
+
+def test_greeting_then_ehlo_records_the_server(impl: ModuleType) -> None:
+    wire = Wire(impl)
+    assert wire.session.phase is Phase.GREETING
+    assert list(wire.session.owed) == [Kind.GREETING]
+    assert wire.replies(b"220 hi\r\n")[0][0] is Kind.GREETING
+    assert wire.session.phase is Phase.READY
+    assert not wire.session.server.greeted
+    wire.session.sent((Kind.EHLO,))
+    wire.replies(EHLO_ALL)
+    server = wire.session.server
+    assert server.greeted and server.supports_esmtp
+    assert server.supports("pipelining") and server.extensions["size"] == "1000"
+    assert server.auth_methods == ["plain", "login"]
+
+
+def test_refused_ehlo_records_nothing(impl: ModuleType) -> None:
+    wire = Wire(impl)
+    wire.replies(b"220 hi\r\n")
+    wire.session.sent((Kind.EHLO,))
+    wire.replies(b"502 no\r\n")
+    assert not wire.session.server.greeted
+    assert wire.session.server.extensions == {}
+
+
+def test_lockstep_transaction_phases(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL,))
+    assert session.phase is Phase.TRANSACTION
+    wire.replies(b"250 ok\r\n")
+    session.sent((Kind.RCPT,))
+    wire.replies(b"250 ok\r\n")
+    session.sent((Kind.DATA,))
+    assert session.phase is Phase.DATA_SENT
+    wire.replies(b"354 go\r\n")
+    assert session.phase is Phase.BODY
+    session.body_started()
+    session.body_ended()
+    # The final reply is owed, but the wire is in command mode again (RFC 2920 3.1).
+    assert session.phase is Phase.READY and list(session.owed) == [Kind.END]
+    assert wire.replies(b"250 queued\r\n")[0][0] is Kind.END
+    assert not session.owed and not session.early_reply
+
+
+def test_pipelined_group_is_paired_in_order(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.RCPT, Kind.DATA))
+    kinds = [kind for kind, _ in wire.replies(b"250 a\r\n250 b\r\n550 c\r\n354 d\r\n")]
+    assert kinds == [Kind.MAIL, Kind.RCPT, Kind.RCPT, Kind.DATA]
+    assert session.phase is Phase.BODY
+
+
+def test_refused_mail_closes_no_transaction(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL,))
+    wire.replies(b"550 no\r\n")
+    assert session.phase is Phase.READY
+
+
+def test_refused_data_returns_to_the_open_transaction(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"250 a\r\n250 b\r\n554 no\r\n")
+    assert session.phase is Phase.TRANSACTION
+
+
+def test_refused_mail_then_refused_data_is_ready(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"550 a\r\n503 b\r\n503 c\r\n")
+    assert session.phase is Phase.READY
+
+
+def test_data_without_mail_stays_ready(impl: ModuleType) -> None:
+    wire = ready(impl)
+    wire.session.sent((Kind.DATA,))
+    wire.replies(b"503 need MAIL\r\n")
+    assert wire.session.phase is Phase.READY
+
+
+def test_a_354_after_a_failed_pipelined_transaction_means_a_body_is_awaited(
+    impl: ModuleType,
+) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"550 a\r\n550 b\r\n354 c\r\n")
+    assert session.phase is Phase.BODY
+    assert session.abandon(0) is Verdict.ABORT
+
+
+def test_early_reply_during_the_body(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"250 a\r\n250 b\r\n354 c\r\n")
+    session.body_started()
+    wire.replies(b"554 too much\r\n")
+    assert session.early_reply
+    assert session.phase is Phase.BODY
+
+
+def test_bdat_phases(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT))
+    wire.replies(b"250 a\r\n250 b\r\n")
+    session.bdat_sent(last=False)
+    session.chunk_written(last=False)
+    assert session.phase is Phase.BODY
+    session.bdat_sent(last=True)
+    assert session.abandon(0) is Verdict.ABORT  # a chunk half written
+    session.chunk_written(last=True)
+    assert session.phase is Phase.READY
+    kinds = [kind for kind, _ in wire.replies(b"250 x\r\n250 y\r\n")]
+    assert kinds == [Kind.BDAT, Kind.BDAT_LAST]
+
+
+def test_bdat_stopped_after_a_refusal_keeps_the_transaction(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT))
+    wire.replies(b"250 a\r\n250 b\r\n")
+    session.bdat_sent(last=False)
+    session.chunk_written(last=False)
+    wire.replies(b"552 too big\r\n")
+    session.bdat_stopped()
+    assert session.phase is Phase.TRANSACTION
+
+
+@pytest.mark.parametrize(
+    ("reply", "phase"),
+    [
+        (b"334 VXNlcm5hbWU6\r\n", Phase.AUTH),
+        (b"235 ok\r\n", Phase.READY),
+        (b"535 no\r\n", Phase.READY),
+    ],
+)
+def test_auth_phase(impl: ModuleType, reply: bytes, phase: Phase) -> None:
+    wire = ready(impl)
+    wire.session.sent((Kind.AUTH,))
+    assert wire.session.phase is Phase.AUTH
+    wire.replies(reply)
+    assert wire.session.phase is phase
+
+
+def test_starttls_forgets_the_server(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.STARTTLS,))
+    wire.replies(b"220 go ahead\r\n")
+    assert session.phase is Phase.STARTTLS
+    assert session.abandon(0) is Verdict.ABORT
+    session.tls_established()
+    assert session.phase is Phase.READY
+    assert not session.server.greeted and session.server.extensions == {}
+
+
+def test_refused_starttls_stays_ready(impl: ModuleType) -> None:
+    wire = ready(impl)
+    wire.session.sent((Kind.STARTTLS,))
+    wire.replies(b"454 not now\r\n")
+    assert wire.session.phase is Phase.READY
+
+
+def test_421_closes_from_any_phase(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT))
+    wire.replies(b"421 bye\r\n")
+    assert session.phase is Phase.CLOSED
+    with pytest.raises(SMTPServerDisconnected):
+        session.sent((Kind.RSET,))
+
+
+def test_quit(impl: ModuleType) -> None:
+    wire = ready(impl)
+    wire.session.sent((Kind.QUIT,))
+    assert wire.session.abandon(0) is Verdict.ABORT
+    wire.replies(b"221 bye\r\n")
+    assert wire.session.phase is Phase.CLOSED
+
+
+# -- the cancellation rule ------------------------------------------------------------
+
+
+def test_abandon_with_nothing_owed_keeps(impl: ModuleType) -> None:
+    wire = ready(impl)
+    assert wire.session.abandon(wire.session.sent_count) is Verdict.KEEP
+
+
+def test_abandon_waiting_for_a_plain_command_keeps(impl: ModuleType) -> None:
+    wire = ready(impl)
+    start = wire.session.sent_count
+    wire.session.sent((Kind.COMMAND,))
+    assert wire.session.abandon(start) is Verdict.KEEP
+    # The reply still comes, in order, and is taken as the answer to that command.
+    assert wire.replies(b"250 noop\r\n")[0][0] is Kind.COMMAND
+
+
+@pytest.mark.parametrize("answered", [0, 1, 2])
+def test_abandon_inside_a_transaction_before_data_resets(impl: ModuleType, answered: int) -> None:
+    wire = ready(impl)
+    session = wire.session
+    start = session.sent_count
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.RCPT))
+    wire.replies(b"250 ok\r\n" * answered)
+    assert session.abandon(start) is Verdict.RESET
+    session.sent((Kind.RSET,))
+    assert session.phase is Phase.READY
+    kinds = [kind for kind, _ in wire.replies(b"250 ok\r\n" * (4 - answered))]
+    assert kinds[-1] is Kind.RSET and len(kinds) == 4 - answered
+
+
+def test_abandon_after_all_replies_of_a_transaction_keeps(impl: ModuleType) -> None:
+    # rcpt() refused: the caller saw its reply and knows the transaction is open.
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL,))
+    wire.replies(b"250 ok\r\n")
+    start = session.sent_count
+    session.sent((Kind.RCPT,))
+    wire.replies(b"550 no\r\n")
+    assert session.abandon(start) is Verdict.KEEP
+
+
+@pytest.mark.parametrize(
+    "kinds", [(Kind.MAIL, Kind.RCPT, Kind.DATA), (Kind.AUTH,), (Kind.STARTTLS,), (Kind.QUIT,)]
+)
+def test_abandon_with_data_auth_starttls_or_quit_in_flight_aborts(
+    impl: ModuleType, kinds: tuple[Kind, ...]
+) -> None:
+    wire = ready(impl)
+    start = wire.session.sent_count
+    wire.session.sent(kinds)
+    assert wire.session.abandon(start) is Verdict.ABORT
+
+
+def test_abandon_while_the_previous_final_reply_is_owed(impl: ModuleType) -> None:
+    # A pipelined message's final reply is owed from an earlier turn; this turn wrote
+    # nothing yet: keep.
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"250 a\r\n250 b\r\n354 c\r\n")
+    session.body_started()
+    session.body_ended()
+    assert session.abandon(session.sent_count) is Verdict.KEEP
+    # The next transaction's turn, cancelled waiting for its MAIL reply: RSET.
+    start = session.sent_count
+    session.sent((Kind.MAIL,))
+    assert session.abandon(start) is Verdict.RESET
+
+
+def test_abandon_after_close_keeps(impl: ModuleType) -> None:
+    wire = ready(impl)
+    wire.session.sent((Kind.DATA,))
+    wire.session.closed()
+    assert wire.session.abandon(0) is Verdict.KEEP
+    assert not wire.session.owed
+
+
+# -- judges and plans ------------------------------------------------------------------
+
+
+def test_unsolicited() -> None:
+    closing = SMTPSession.unsolicited(SMTPResponse(421, "bye"))
+    assert isinstance(closing, SMTPServerDisconnected)
+    assert str(closing) == "Server closed the connection: 421 bye"
+    other = SMTPSession.unsolicited(SMTPResponse(250, "x"))
+    assert isinstance(other, SMTPResponseException) and other.code == -1
+
+
+def test_judge_final() -> None:
+    session = SMTPSession()
+    assert session.judge_final(SMTPResponse(250, "ok")).message == "ok"
+    with pytest.raises(SMTPDataError) as info:
+        session.judge_final(SMTPResponse(554, "spam"))
+    assert (info.value.code, info.value.message) == (554, "spam")
+
+
+def test_mail_transaction_judges_as_lockstep(impl: ModuleType) -> None:
+    wire = ready(impl)
+    transaction = MailTransaction("a@x", ["b@x", "c@x"], b"MAIL\r\n", [b"R1\r\n", b"R2\r\n"])
+    assert transaction.kinds == (Kind.MAIL, Kind.RCPT, Kind.RCPT, Kind.DATA)
+    wire.session.sent(transaction.kinds)
+    replies = wire.replies(b"250 a\r\n550 b\r\n250 c\r\n354 d\r\n")
+    for _, reply in replies:
+        transaction.take(reply)
+    assert transaction.data_accepted and list(transaction.refused) == ["b@x"]
+    refused = MailTransaction("a@x", ["b@x"], b"M\r\n", [b"R\r\n"])
+    with pytest.raises(SMTPSenderRefused):
+        refused.take(SMTPResponse(550, "no"))
+    nobody = MailTransaction("a@x", ["b@x"], b"M\r\n", [b"R\r\n"])
+    nobody.take(SMTPResponse(250, "ok"))
+    with pytest.raises(SMTPRecipientsRefused):
+        nobody.take(SMTPResponse(550, "no"))
+
+
+def test_plan(impl: ModuleType) -> None:
+    session = ready(impl).session
+    plan = session.plan(utf8=True, binary=False, pipelining=None, chunking=None)
+    assert plan.pipelined and plan.chunked and plan.announce_size
+    plan = session.plan(utf8=False, binary=False, pipelining=False, chunking=False)
+    assert not plan.pipelined and not plan.chunked
+    assert session.plan(utf8=False, binary=True, pipelining=None, chunking=None).chunked
+    with pytest.raises(ValueError, match="BINARYMIME needs BDAT"):
+        session.plan(utf8=False, binary=True, pipelining=None, chunking=False)
+
+
+def test_plan_refuses_what_the_server_lacks(impl: ModuleType) -> None:
+    session = ready(impl, b"250-mx\r\n250 8BITMIME\r\n").session
+    assert not session.plan(utf8=False, binary=False, pipelining=None, chunking=None).announce_size
+    for kwargs, message in [
+        ({"utf8": True}, "SMTPUTF8"),
+        ({"pipelining": True}, "PIPELINING"),
+        ({"chunking": True}, "CHUNKING"),
+        ({"binary": True}, "BINARYMIME"),
+    ]:
+        args = {"utf8": False, "binary": False, "pipelining": None, "chunking": None, **kwargs}
+        with pytest.raises(SMTPNotSupported, match=message):
+            session.plan(**args)  # type: ignore[arg-type]

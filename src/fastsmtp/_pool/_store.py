@@ -108,11 +108,19 @@ class ConnectionStore:
         try:
             now = asyncio.get_running_loop().time()
             while self._idle:
-                conn = self._idle.pop()
-                if await self._usable(conn, now):
+                conn = self._idle.pop()  # in no list now: this frame owns it
+                try:
+                    usable = await self._usable(conn, now)
+                except BaseException:
+                    # Cancelled while the NOOP awaited its reply: a reply is owed, so
+                    # the state is unknown (RFC 5321 section 4.1.1.9 gives NOOP no
+                    # other effect, but its reply would pair with the next command).
+                    self._abort(conn)
+                    raise
+                if usable:
                     conn.fate = Fate.REUSE
                     return conn
-                await self._retire(conn)
+                await self._retire(conn)  # (closes it even if cancelled)
             return await self._open()
         except BaseException:
             self.slots.release()

@@ -1,0 +1,67 @@
+"""SMTPPool: every way out of an attempt leaves the connection checked in or closed.
+
+A connection goes back to the idle list only when its state is known good; otherwise it
+is retired with QUIT (state known, but not to be reused) or aborted (state unknown). A
+cancelled send never leaves a socket open, a slot taken or a final reply un-awaited,
+and the cancellation reaches the caller. Also: the reply a partly delivered message
+reports. Checks are on what the server saw and on what the pool reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
+from tests.pool.server import SILENT, PoolServer, Session
+from tests.pool.test_pool import assert_once, message, pool_for, raw
+
+# -- bug 1: a cancelled idle check closes its connection -------------------------------
+
+
+async def test_cancelled_idle_check_closes_the_connection_and_frees_the_slot() -> None:
+    class Server(PoolServer):
+        def reply_noop(self, session: Session) -> str:
+            # The first connection never answers its NOOP: the check hangs.
+            return SILENT if session.index == 0 else "250 2.0.0 ok"
+
+    async with Server() as server:
+        async with pool_for(server, max_connections=1, idle_check_after=0) as pool:
+            await pool.sendmail("a@example.com", "b@example.com", raw(0))
+            send = asyncio.ensure_future(pool.sendmail("a@example.com", "b@example.com", raw(1)))
+            await server.wait_for(lambda: "NOOP" in server.sessions[0].verbs)
+            send.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await send
+            # The connection owes a NOOP reply, so its state is unknown: closed at once,
+            # not kept, not left open.
+            assert pool.connection_count == 0
+            await server.wait_for(lambda: server.sessions[0].closed)
+            # The slot came back (max_connections=1): the next send gets a new connection.
+            await pool.sendmail("a@example.com", "b@example.com", raw(2))
+            assert pool.connection_count == 1
+        assert len(server.sessions) == 2
+        assert not server.sessions[0].quit
+        assert server.sessions[0].verbs[-1] == "NOOP"
+        assert server.sessions[1].quit
+        assert_once(server, ["<r0@pool.test>", "<r2@pool.test>"])
+
+
+async def test_cancelled_mid_transaction_aborts_the_connection() -> None:
+    class Server(PoolServer):
+        def reply_rcpt(self, session: Session, address: str) -> str:
+            return SILENT if session.index == 0 else "250 2.1.5 ok"
+
+    async with Server() as server:
+        async with pool_for(server, max_connections=1) as pool:
+            send = asyncio.ensure_future(pool.send_message(message(0)))
+            await server.wait_for(lambda: any("RCPT" in s.verbs for s in server.sessions))
+            send.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await send
+            assert pool.connection_count == 0
+            await pool.send_message(message(1))
+        assert len(server.sessions) == 2
+        assert not server.sessions[0].quit and server.sessions[1].quit
+        assert_once(server, ["<m1@pool.test>"])

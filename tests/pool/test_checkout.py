@@ -10,11 +10,13 @@ reports. Checks are on what the server saw and on what the pool reports.
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 
 import pytest
 
 from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
-from tests.pool.server import SILENT, PoolServer, Session
+from tests.pool.server import HOLD, SILENT, PoolServer, Session
 from tests.pool.test_pool import assert_once, message, pool_for, raw
 
 # -- bug 1: a cancelled idle check closes its connection -------------------------------
@@ -65,3 +67,63 @@ async def test_cancelled_mid_transaction_aborts_the_connection() -> None:
         assert len(server.sessions) == 2
         assert not server.sessions[0].quit and server.sessions[1].quit
         assert_once(server, ["<m1@pool.test>"])
+
+
+# -- bug 2: a send cancelled after its message is out ----------------------------------
+
+
+async def test_send_cancelled_after_the_message_is_out_leaks_nothing() -> None:
+    class Server(PoolServer):
+        def reply_mail(self, session: Session, message: int) -> str:
+            # Hold the first transaction until the pool is closing, so its connection is
+            # retired (QUIT) as soon as the message is out.
+            return HOLD if message == 0 else "250 2.1.0 ok"
+
+        def reply_end(self, session: Session, message: int, body: bytes) -> str:
+            return SILENT  # the final reply (and the 221) never come
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with Server() as server:
+            pool = pool_for(server, max_connections=1, timeout=60)
+            send = asyncio.ensure_future(pool.sendmail("a@example.com", "b@example.com", raw(0)))
+            await server.wait_for(lambda: server.holding == 1)
+            closing = asyncio.ensure_future(pool.close())
+            await asyncio.sleep(0)  # one step: close() begins and waits for the send
+            assert pool.is_closed and not closing.done()
+            server.release.set()
+            # The body is out; the pool now waits for the final reply and for the 221.
+            await server.wait_for(lambda: server.bodies == 1)
+            send.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await send
+            # The server hangs up: whatever the pool still waits for on it ends now.
+            server.protocols[0].transport.close()  # type: ignore[union-attr]
+            await closing
+            assert pool.connection_count == 0
+            await server.wait_for(lambda: server.sessions[0].closed)
+        del send
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+async def test_send_cancelled_while_awaiting_the_final_reply() -> None:
+    class Server(PoolServer):
+        def reply_end(self, session: Session, message: int, body: bytes) -> str:
+            return HOLD if message == 0 else "250 2.0.0 queued"
+
+    async with Server() as server:
+        async with pool_for(server, max_connections=1) as pool:
+            send = asyncio.ensure_future(pool.send_message(message(0)))
+            await server.wait_for(lambda: server.holding == 1)
+            send.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await send
+            # The connection was back in the pool before the final reply (RFC 2920
+            # section 3.1): its state is known, and the reply still pairs in order.
+            assert pool.connection_count == 1
+            server.release.set()
+            await pool.send_message(message(1))
+        (session,) = server.sessions
+        assert session.quit
+        assert_once(server, ["<m0@pool.test>", "<m1@pool.test>"])

@@ -68,6 +68,9 @@ class Delivery:
         except Exception as exc:  # from the checkout: the block returns its own
             return Outcome(None, None, exc, False, False)
         # The message is out and the connection back in the pool (RFC 2920 section 3.1).
+        # Check-in did not suspend, so no cancellation can come between the end of the
+        # block and this await: the final reply is always awaited (else the client's
+        # pending awaitable would be dropped un-awaited and the verdict lost).
         try:
             response = await submission.reply()
         except Exception as exc:

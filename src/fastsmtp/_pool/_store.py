@@ -6,6 +6,12 @@ both back: the connection is kept for reuse only when its state is known good an
 block left ``conn.fate`` at ``Fate.REUSE``; otherwise it is retired with QUIT (state
 known) or closed at once (state unknown). There is no other way to check a connection
 in, so no exit path can forget one.
+
+Check-in never suspends: a cancellation cannot land between the end of the block and
+what the holder does next (the delivery awaits the final reply there, RFC 2920 section
+3.1). QUIT for a retired connection runs in a task of the store's, which keeps the slot
+until the connection is closed, so ``max_connections`` also counts connections being
+retired.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +29,8 @@ from ._rate import RateLimit
 from ._slots import Slots
 
 __all__ = ("ConnectionStore", "Fate", "Pooled")
+
+log = logging.getLogger("fastsmtp")
 
 
 class Fate(enum.Enum):
@@ -79,6 +88,7 @@ class ConnectionStore:
         self._login_rate = login_rate
         self._idle: list[Pooled] = []  # most recently used last
         self._connections: set[Pooled] = set()
+        self._retiring: set[asyncio.Task[None]] = set()  # QUITs after check-in
         self._closing: asyncio.Event | None = None
 
     @property
@@ -126,14 +136,17 @@ class ConnectionStore:
             self.slots.release()
             raise
 
-    async def _usable(self, conn: Pooled, now: float) -> bool:
-        client = conn.client
-        if not client.is_connected:
-            return False
+    def _worn_out(self, conn: Pooled, now: float) -> bool:
+        """True once the connection has carried its messages or lived its time."""
         limit = self.max_messages_per_connection
         if limit is not None and conn.messages >= limit:
-            return False
-        if self.max_connection_age is not None and now - conn.created >= self.max_connection_age:
+            return True
+        age = self.max_connection_age
+        return age is not None and now - conn.created >= age
+
+    async def _usable(self, conn: Pooled, now: float) -> bool:
+        client = conn.client
+        if not client.is_connected or self._worn_out(conn, now):
             return False
         idle = now - conn.last_used
         if self.idle_timeout is not None and idle >= self.idle_timeout:
@@ -164,20 +177,36 @@ class ConnectionStore:
 
     # -- giving it back ---------------------------------------------------------------
 
-    async def _checkin(self, conn: Pooled, failed: bool) -> None:
-        """Keep, retire or close ``conn`` (``failed``: the block raised), then free the
-        slot."""
+    def _checkin(self, conn: Pooled, failed: bool) -> None:
+        """Keep, retire or close ``conn`` (``failed``: the block raised: the state is
+        unknown), and pass its slot on. Never suspends."""
+        now = asyncio.get_running_loop().time()
+        conn.last_used = now
+        fate = Fate.ABORT if failed or not conn.client.is_connected else conn.fate
+        if fate is Fate.REUSE and (self.closed or self._worn_out(conn, now)):
+            fate = Fate.RETIRE
+        if fate is Fate.RETIRE:
+            # The slot goes with the connection to the task that QUITs it.
+            task = asyncio.ensure_future(self._retire_then_release(conn))
+            self._retiring.add(task)
+            task.add_done_callback(self._retired)
+            return
+        if fate is Fate.REUSE:
+            self._idle.append(conn)
+        else:
+            self._abort(conn)
+        self.slots.release()
+
+    async def _retire_then_release(self, conn: Pooled) -> None:
         try:
-            conn.last_used = asyncio.get_running_loop().time()
-            fate = Fate.ABORT if failed else conn.fate
-            if fate is Fate.REUSE and conn.client.is_connected and not self.closed:
-                self._idle.append(conn)
-            elif fate is not Fate.ABORT:
-                await self._retire(conn)
-            else:
-                self._abort(conn)
+            await self._retire(conn)
         finally:
             self.slots.release()
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("fastsmtp pool: retiring a connection failed", exc_info=task.exception())
 
     async def _retire(self, conn: Pooled) -> None:
         """QUIT (when still connected) and close."""
@@ -207,6 +236,8 @@ class ConnectionStore:
         except BaseException:
             for conn in list(self._connections):
                 self._abort(conn)
+            for task in list(self._retiring):
+                task.cancel()
             raise
 
 
@@ -231,4 +262,4 @@ class Checkout:
     ) -> None:
         conn, self._conn = self._conn, None
         assert conn is not None
-        await self._store._checkin(conn, failed=exc_type is not None)
+        self._store._checkin(conn, failed=exc_type is not None)

@@ -15,6 +15,8 @@ import warnings
 
 import pytest
 
+from fastsmtp import SMTPNotSupported
+from fastsmtp.results import SendStatus
 from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
 from tests.pool.server import HOLD, SILENT, PoolServer, Session
 from tests.pool.test_pool import assert_once, message, pool_for, raw
@@ -127,3 +129,58 @@ async def test_send_cancelled_while_awaiting_the_final_reply() -> None:
         (session,) = server.sessions
         assert session.quit
         assert_once(server, ["<m0@pool.test>", "<m1@pool.test>"])
+
+
+# -- bug 3: SMTPNotSupported leaves the connection as it was ----------------------------
+
+
+@pytest.mark.parametrize("case", ["smtputf8-option", "utf8-address", "pipelining"])
+async def test_not_supported_keeps_the_connection(case: str) -> None:
+    extensions = ("8BITMIME",) if case == "pipelining" else ("PIPELINING", "8BITMIME")
+    options = {"pipelining": True} if case == "pipelining" else {}
+    async with (
+        PoolServer(extensions=extensions) as server,
+        pool_for(server, max_connections=1, **options) as pool,
+    ):
+        with pytest.raises(SMTPNotSupported):
+            if case == "utf8-address":
+                await pool.send_message(message(0, to="jörg@example.com"))
+            else:
+                await pool.sendmail(
+                    "a@example.com",
+                    ["b@example.com"],
+                    raw(0),
+                    mail_options=["SMTPUTF8"] if case == "smtputf8-option" else None,
+                )
+        if case != "pipelining":
+            await pool.sendmail("a@example.com", ["b@example.com"], raw(1))
+        assert pool.connection_count == 1
+    # Nothing was written for the refused send; the same connection carried on and was
+    # closed with QUIT.
+    (session,) = server.sessions
+    assert session.quit
+    sent = [] if case == "pipelining" else ["MAIL", "RCPT", "DATA"]
+    assert session.verbs == ["EHLO", *sent, "QUIT"]
+
+
+async def test_not_supported_in_send_many_is_permanent_and_reuses() -> None:
+    items = [
+        (raw(0), "a@example.com", ["b@example.com"]),
+        message(1, to="jörg@example.com"),
+        (raw(2), "a@example.com", ["b@example.com"]),
+    ]
+    async with (
+        PoolServer(extensions=("PIPELINING",)) as server,
+        pool_for(server, max_connections=1) as pool,
+    ):
+        results = await pool.send_many(items)
+    assert [r.status for r in results] == [
+        SendStatus.SENT,
+        SendStatus.FAILED_PERMANENTLY,
+        SendStatus.SENT,
+    ]
+    assert isinstance(results[1].exception, SMTPNotSupported)
+    assert results[1].attempts == 1
+    (session,) = server.sessions
+    assert session.quit
+    assert_once(server, ["<r0@pool.test>", "<r2@pool.test>"])

@@ -17,6 +17,7 @@ import enum
 import random
 
 from ..errors import (
+    SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
 )
@@ -66,7 +67,10 @@ def connection_fate(exc: Exception, client: SMTP) -> Fate:
         # A transient (4yz) reply will be retried, and on a fresh connection: this one
         # may be what the server is unhappy with (RFC 5321 section 4.5.4.1).
         return Fate.RETIRE if 400 <= exc.code < 500 else Fate.REUSE
-    if isinstance(exc, (SMTPRecipientsRefused, ValueError, TypeError)):
+    # SMTPNotSupported (SMTPUTF8, PIPELINING, CHUNKING, BINARYMIME asked of a server that
+    # did not advertise it) is raised after EHLO and before the transaction's first
+    # command: nothing is owed, so the connection is as good as before.
+    if isinstance(exc, (SMTPNotSupported, SMTPRecipientsRefused, ValueError, TypeError)):
         return Fate.REUSE
     return Fate.ABORT
 

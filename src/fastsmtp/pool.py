@@ -17,6 +17,11 @@ A failure after the whole message was sent and before the final reply is
 ``OUTCOME_UNKNOWN``: the server may have accepted it, so it is never sent again
 automatically (RFC 1047). These short in-call retries do not replace a queue: RFC 5321
 section 4.5.4.1 asks for retry intervals of 30 minutes or more for deferred mail.
+
+A result's ``reply`` is the final 250 of the last attempt that delivered the message to
+someone; a failed retry for the deferred recipients does not replace it (its exception
+is the result's ``exception``, its reply their refusal). Only a message delivered to
+nobody reports the reply of its last failure.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ import warnings
 
 import pytest
 
-from fastsmtp import SMTPNotSupported
+from fastsmtp import SMTPNotSupported, SMTPSenderRefused, SMTPServerDisconnected
 from fastsmtp.results import SendStatus
 from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
-from tests.pool.server import HOLD, SILENT, PoolServer, Session
+from tests.pool.server import CLOSE, HOLD, SILENT, PoolServer, Session
 from tests.pool.test_pool import assert_once, message, pool_for, raw
 
 # -- bug 1: a cancelled idle check closes its connection -------------------------------
@@ -184,3 +184,63 @@ async def test_not_supported_in_send_many_is_permanent_and_reuses() -> None:
     (session,) = server.sessions
     assert session.quit
     assert_once(server, ["<r0@pool.test>", "<r2@pool.test>"])
+
+
+# -- bug 4: a failed retry does not hide the delivery before it ---------------------------
+
+
+class _RetryFails(PoolServer):
+    """The first transaction delivers to ok@ but defers busy@; the retry for busy@ is
+    deferred at MAIL (or disconnected)."""
+
+    def __init__(self, fault: str) -> None:
+        super().__init__()
+        self.fault = fault
+        self.mails = 0
+
+    def reply_mail(self, session: Session, message: int) -> str:
+        self.mails += 1
+        if self.mails > 1:
+            return "451 4.7.1 slow down" if self.fault == "451" else CLOSE
+        return "250 2.1.0 ok"
+
+    def reply_rcpt(self, session: Session, address: str) -> str:
+        return "450 4.2.1 mailbox busy" if address == "busy@example.com" else "250 2.1.5 ok"
+
+    def reply_end(self, session: Session, message: int, body: bytes) -> str:
+        return "250 2.0.0 queued as 1"
+
+
+@pytest.mark.parametrize("fault", ["451", "disconnect"])
+async def test_partial_delivery_keeps_the_final_reply_of_the_delivering_attempt(
+    fault: str,
+) -> None:
+    async with _RetryFails(fault) as server, pool_for(server, max_attempts=2) as pool:
+        to = "ok@example.com, busy@example.com"
+        (result,) = await pool.send_many([message(0, to=to)])
+    assert result.status is SendStatus.PARTIALLY_SENT
+    assert result.attempts == 2
+    assert result.accepted == ["ok@example.com"]
+    # The message WAS accepted for ok@: its 250 is the reply, whatever the retry met.
+    assert result.reply is not None
+    assert (result.reply.code, result.reply.message) == (250, "2.0.0 queued as 1")
+    refusal = result.refused["busy@example.com"]
+    if fault == "451":
+        # The retry's failure is the last reply that kept the message from busy@.
+        assert isinstance(result.exception, SMTPSenderRefused)
+        assert result.exception.code == 451
+        assert (refusal.code, refusal.enhanced_status) == (451, "4.7.1")
+    else:
+        assert isinstance(result.exception, SMTPServerDisconnected)
+        assert (refusal.code, refusal.enhanced_status) == (450, "4.2.1")
+    assert [d.recipients for d in server.deliveries] == [["ok@example.com"]]
+
+
+async def test_partial_delivery_through_sendmail_returns_the_250() -> None:
+    async with _RetryFails("451") as server, pool_for(server, max_attempts=2) as pool:
+        refused, reply = await pool.sendmail(
+            "a@example.com", ["ok@example.com", "busy@example.com"], raw(0)
+        )
+    assert reply == "2.0.0 queued as 1"
+    assert list(refused) == ["busy@example.com"]
+    assert refused["busy@example.com"].code == 451

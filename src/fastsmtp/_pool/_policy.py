@@ -8,6 +8,14 @@
 * :class:`RetryPolicy` holds the attempts and the backoff (RFC 5321 section 4.5.4.1:
   retry later, never hammer; these short in-call retries do not replace a queue).
 * :class:`Tally` folds each attempt's :class:`Outcome` into the message's ``SendResult``.
+
+The reply rule: ``SendResult.reply`` is the final reply (250) of the last attempt that
+delivered the message to someone; only while no attempt has, it is the reply carried by
+the last failure. A retry for the recipients deferred (4yz) by a delivering attempt can
+fail, but that does not undo the delivery: its exception goes to ``exception``, and
+its reply (to MAIL, or to the end of data) becomes the refusal of each recipient it
+kept the message from. So ``sendmail`` through the pool returns the 250 text with the
+refused map, as ``SMTP.sendmail`` does for a partial delivery.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ import enum
 import random
 
 from ..errors import (
+    SMTPDataError,
     SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
+    SMTPSenderRefused,
 )
 from ..response import SMTPResponse
 from ..results import RecipientRefusal, SendResult, SendStatus
@@ -143,14 +153,28 @@ class Tally:
                 result.attempts -= 1  # never reached a connection
                 self.kind = Kind.TRANSIENT
                 return False
-            if isinstance(exc, SMTPResponseException):
-                result.reply = SMTPResponse(exc.code, exc.message)
             self.kind = classify(exc, outcome.body_sent)
+            if isinstance(exc, SMTPResponseException):
+                self._failed_with_reply(exc, outcome.enhanced)
             if isinstance(exc, SMTPRecipientsRefused) and self.kind is not Kind.UNKNOWN:
                 refused = {e.recipient: SMTPResponse(e.code, e.message) for e in exc.recipients}
                 self.pending = self._refusals(refused, outcome.enhanced)
                 self.kind = Kind.TRANSIENT if self.pending else Kind.PERMANENT
         return self.kind is Kind.TRANSIENT
+
+    def _failed_with_reply(self, exc: SMTPResponseException, enhanced: bool) -> None:
+        result = self.result
+        response = SMTPResponse(exc.code, exc.message)
+        if not result.accepted:
+            result.reply = response  # nothing delivered yet: this is the message's reply
+            return
+        # A retry after a partial delivery: the 250 stands (see the module docstring).
+        # The transaction's own refusal (MAIL, or the end of data) is now the last reply
+        # that kept the message from each recipient it was for.
+        if isinstance(exc, (SMTPSenderRefused, SMTPDataError)) and self.kind is not Kind.UNKNOWN:
+            refusal = RecipientRefusal.from_response(response, enhanced=enhanced)
+            for recipient in self.pending:
+                result.refused[recipient] = refusal
 
     def _delivered(self, outcome: Outcome) -> None:
         result = self.result

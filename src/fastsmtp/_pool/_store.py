@@ -122,9 +122,9 @@ class ConnectionStore:
                 try:
                     usable = await self._usable(conn, now)
                 except BaseException:
-                    # Cancelled while the NOOP awaited its reply: a reply is owed, so
-                    # the state is unknown (RFC 5321 section 4.1.1.9 gives NOOP no
-                    # other effect, but its reply would pair with the next command).
+                    # Cancelled while the NOOP (RFC 5321 section 4.1.1.9) awaited its
+                    # reply: the reply is owed and may never come - the check ran
+                    # because the server may be gone - so the state is unknown.
                     self._abort(conn)
                     raise
                 if usable:

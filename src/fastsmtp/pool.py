@@ -17,70 +17,36 @@ A failure after the whole message was sent and before the final reply is
 ``OUTCOME_UNKNOWN``: the server may have accepted it, so it is never sent again
 automatically (RFC 1047). These short in-call retries do not replace a queue: RFC 5321
 section 4.5.4.1 asks for retry intervals of 30 minutes or more for deferred mail.
+
+A result's ``reply`` is the final 250 of the last attempt that delivered the message to
+someone; a failed retry for the deferred recipients does not replace it (its exception
+is the result's ``exception``, its reply their refusal). Only a message delivered to
+nobody reports the reply of its last failure.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-import logging
-import random
 import ssl
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Iterable,
-    Sequence,
-)
+from collections.abc import AsyncIterable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
 from typing import Any
 
-from ._bulk import (
-    BulkItem,
-    BulkProgress,
-    _classify,
-    _Job,
-    _Kind,
-    _Outcome,
-    _RateLimit,
-    _recipient_list,
-    _SyncSource,
-)
+from ._pool._delivery import Delivery
+from ._pool._job import BulkItem as BulkItem
+from ._pool._job import Job, message_job, recipient_list
+from ._pool._policy import RetryPolicy
+from ._pool._rate import RateLimit
+from ._pool._runner import BulkProgress as BulkProgress
+from ._pool._runner import send_many
+from ._pool._store import ConnectionStore
 from ._transaction import MessageSource
-from .email import extract_recipients
-from .errors import (
-    SMTPException,
-    SMTPRecipientsRefused,
-    SMTPResponseException,
-)
 from .response import SMTPResponse
 from .results import RecipientRefusal, SendResult, SendStatus
 from .smtp import DEFAULT_TIMEOUT, SMTP, ProgressCallback
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = ("RecipientRefusal", "SMTPPool", "SendResult", "SendStatus")
-
-log = logging.getLogger("fastsmtp")
-
-class _PoolClosedError(SMTPException):
-    """The pool was closed before this send got a connection."""
-
-
-class _Pooled:
-    """A pooled client and its bookkeeping (times from the event loop's clock)."""
-
-    __slots__ = ("client", "created", "enhanced", "last_used", "messages")
-
-    def __init__(self, client: SMTP, now: float) -> None:
-        self.client = client
-        self.created = now
-        self.last_used = now
-        self.messages = 0
-        # RFC 2034: parse RFC 3463 codes only if advertised (known after EHLO; kept
-        # here because a closed client forgets the server's extensions).
-        self.enhanced = client.supports_extension("enhancedstatuscodes")
 
 
 class SMTPPool:
@@ -172,32 +138,104 @@ class SMTPPool:
         }
         SMTP(**self._options)  # raises now for options SMTP would refuse
         self.timeout = timeout
-        self.max_connections = max_connections
-        self.max_messages_per_connection = max_messages_per_connection
-        self.max_connection_age = max_connection_age
-        self.idle_timeout = idle_timeout
-        self.idle_check_after = idle_check_after
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.jitter = jitter
-        self._message_rate = (
-            _RateLimit(max_messages_per_period, rate_period)
-            if max_messages_per_period is not None
-            else None
+        # The parts (see fastsmtp._pool); the pool options below are theirs.
+        self._store = ConnectionStore(
+            self._options,
+            max_connections=max_connections,
+            max_messages_per_connection=max_messages_per_connection,
+            max_connection_age=max_connection_age,
+            idle_timeout=idle_timeout,
+            idle_check_after=idle_check_after,
+            login_rate=(
+                RateLimit(max_logins_per_period, rate_period)
+                if max_logins_per_period is not None
+                else None
+            ),
         )
-        self._login_rate = (
-            _RateLimit(max_logins_per_period, rate_period)
-            if max_logins_per_period is not None
-            else None
+        self._policy = RetryPolicy(max_attempts, backoff_base, backoff_max, jitter)
+        self._delivery = Delivery(
+            self._store,
+            self._policy,
+            (
+                RateLimit(max_messages_per_period, rate_period)
+                if max_messages_per_period is not None
+                else None
+            ),
         )
-        self._idle: list[_Pooled] = []  # most recently used last
-        self._connections: set[_Pooled] = set()
-        self._in_use = 0  # slots held: sends in flight (each with at most one connection)
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._drained: asyncio.Event | None = None
-        self._closing: asyncio.Event | None = None
-        self._closed = False
+
+    # -- options (kept by the parts that use them; settable as before) ---------------
+
+    @property
+    def max_connections(self) -> int:
+        return self._store.slots.limit
+
+    @max_connections.setter
+    def max_connections(self, value: int) -> None:
+        self._store.slots.limit = value
+
+    @property
+    def max_messages_per_connection(self) -> int | None:
+        return self._store.max_messages_per_connection
+
+    @max_messages_per_connection.setter
+    def max_messages_per_connection(self, value: int | None) -> None:
+        self._store.max_messages_per_connection = value
+
+    @property
+    def max_connection_age(self) -> float | None:
+        return self._store.max_connection_age
+
+    @max_connection_age.setter
+    def max_connection_age(self, value: float | None) -> None:
+        self._store.max_connection_age = value
+
+    @property
+    def idle_timeout(self) -> float | None:
+        return self._store.idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, value: float | None) -> None:
+        self._store.idle_timeout = value
+
+    @property
+    def idle_check_after(self) -> float | None:
+        return self._store.idle_check_after
+
+    @idle_check_after.setter
+    def idle_check_after(self, value: float | None) -> None:
+        self._store.idle_check_after = value
+
+    @property
+    def max_attempts(self) -> int:
+        return self._policy.max_attempts
+
+    @max_attempts.setter
+    def max_attempts(self, value: int) -> None:
+        self._policy.max_attempts = value
+
+    @property
+    def backoff_base(self) -> float:
+        return self._policy.backoff_base
+
+    @backoff_base.setter
+    def backoff_base(self, value: float) -> None:
+        self._policy.backoff_base = value
+
+    @property
+    def backoff_max(self) -> float:
+        return self._policy.backoff_max
+
+    @backoff_max.setter
+    def backoff_max(self, value: float) -> None:
+        self._policy.backoff_max = value
+
+    @property
+    def jitter(self) -> bool:
+        return self._policy.jitter
+
+    @jitter.setter
+    def jitter(self, value: bool) -> None:
+        self._policy.jitter = value
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -215,12 +253,12 @@ class SMTPPool:
     @property
     def is_closed(self) -> bool:
         """True once ``close()`` has been called."""
-        return self._closed
+        return self._store.closed
 
     @property
     def connection_count(self) -> int:
         """Connections open now (idle or in use)."""
-        return len(self._connections)
+        return self._store.connection_count
 
     async def close(self) -> None:
         """Stop taking sends, let those in flight finish, then QUIT every connection.
@@ -229,261 +267,7 @@ class SMTPPool:
         results, ``FAILED_TEMPORARILY`` with no attempt). If this is cancelled, every
         connection is closed at once without QUIT.
         """
-        self._closed = True
-        self._closing_event().set()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(_PoolClosedError("The SMTP pool is closed"))
-        try:
-            if self._in_use:
-                await self._drained_event().wait()
-            idle, self._idle = self._idle, []
-            await asyncio.gather(*(self._retire(conn) for conn in idle))
-        except BaseException:
-            for conn in list(self._connections):
-                conn.client.close()
-            self._connections.clear()
-            raise
-
-    def _closing_event(self) -> asyncio.Event:
-        if self._closing is None:
-            self._closing = asyncio.Event()
-        return self._closing
-
-    def _drained_event(self) -> asyncio.Event:
-        if self._drained is None:
-            self._drained = asyncio.Event()
-        return self._drained
-
-    # -- slots and connections --------------------------------------------------------
-
-    async def _acquire_slot(self) -> None:
-        if self._closed:
-            raise _PoolClosedError("The SMTP pool is closed")
-        if self._in_use < self.max_connections and not self._waiters:
-            self._in_use += 1
-            self._drained_event().clear()
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter  # the releasing send hands its slot over
-        except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._release_slot()  # handed over just as we were cancelled
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-            raise
-
-    def _release_slot(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._in_use -= 1
-        if not self._in_use:
-            self._drained_event().set()
-
-    async def _checkout(self) -> _Pooled:
-        """A slot, and a connection that should work: reused if possible, else new."""
-        await self._acquire_slot()
-        try:
-            loop = asyncio.get_running_loop()
-            while self._idle:
-                conn = self._idle.pop()
-                if await self._usable(conn, loop.time()):
-                    return conn
-                await self._retire(conn)
-            return await self._open()
-        except BaseException:
-            self._release_slot()
-            raise
-
-    async def _usable(self, conn: _Pooled, now: float) -> bool:
-        client = conn.client
-        if not client.is_connected:
-            return False
-        limit = self.max_messages_per_connection
-        if limit is not None and conn.messages >= limit:
-            return False
-        if self.max_connection_age is not None and now - conn.created >= self.max_connection_age:
-            return False
-        idle = now - conn.last_used
-        if self.idle_timeout is not None and idle >= self.idle_timeout:
-            return False
-        if self.idle_check_after is not None and idle >= self.idle_check_after:
-            # The server may have dropped us meanwhile (RFC 5321 section 4.5.3.2.7).
-            try:
-                await client.noop()
-            except SMTPException:
-                return False
-        return client.is_connected
-
-    async def _open(self) -> _Pooled:
-        if self._login_rate is not None:
-            await self._login_rate.acquire()
-        client = SMTP(**self._options)
-        await client.connect()  # STARTTLS and AUTH as configured
-        try:
-            await client._greet_if_needed()
-        except BaseException:
-            client.close()
-            raise
-        if self._options["local_hostname"] is None:
-            self._options["local_hostname"] = client.local_hostname  # one getfqdn only
-        conn = _Pooled(client, asyncio.get_running_loop().time())
-        self._connections.add(conn)
-        return conn
-
-    async def _retire(self, conn: _Pooled) -> None:
-        """QUIT (when still connected) and close."""
-        try:
-            if conn.client.is_connected:
-                with contextlib.suppress(SMTPException, OSError):
-                    await conn.client.quit()
-        finally:
-            conn.client.close()
-            self._connections.discard(conn)
-
-    async def _checkin(self, conn: _Pooled, reusable: bool, *, retire: bool = False) -> None:
-        """Return a connection: kept for reuse, retired with QUIT, or (state unknown)
-        closed at once."""
-        try:
-            conn.last_used = asyncio.get_running_loop().time()
-            if reusable and conn.client.is_connected and not self._closed and not retire:
-                self._idle.append(conn)
-            elif reusable:
-                await self._retire(conn)
-            else:
-                conn.client.close()  # in an unknown state: no QUIT
-                self._connections.discard(conn)
-        finally:
-            self._release_slot()
-
-    # -- one message ----------------------------------------------------------------
-
-    async def _attempt(self, job: _Job, recipients: list[str]) -> _Outcome:
-        """One transaction on one connection; exceptions are returned, not raised."""
-        if self._message_rate is not None:
-            await self._message_rate.acquire()
-        try:
-            conn = await self._checkout()
-        except Exception as exc:
-            return _Outcome(None, "", exc, False, False)
-        client = conn.client
-        try:
-            submission = await job.start(client, recipients)
-        except Exception as exc:
-            conn.messages += 1
-            # After a refusal SMTP has sent RSET, and bad input is refused before
-            # anything is written: the connection is fine. After anything else SMTP
-            # has closed it (its state is unknown).
-            reusable = client.is_connected and isinstance(
-                exc, (SMTPResponseException, SMTPRecipientsRefused, ValueError, TypeError)
-            )
-            # A transient (4yz) reply will be retried, and on a fresh connection: this
-            # one may be what the server is unhappy with (RFC 5321 section 4.5.4.1).
-            transient = isinstance(exc, SMTPResponseException) and 400 <= exc.code < 500
-            await self._checkin(conn, reusable, retire=transient)
-            return _Outcome(None, "", exc, conn.enhanced, False)
-        except BaseException:
-            await self._checkin(conn, False)  # cancelled mid-transaction
-            raise
-        conn.messages += 1
-        # RFC 2920 section 3.1: the message is out; the connection goes back to the
-        # pool now, so the next transaction on it is pipelined behind this final reply
-        # (the reply FIFO keeps the pairing exact).
-        await self._checkin(conn, True)
-        try:
-            response = await submission.reply()
-        except Exception as exc:
-            # No RSET: the transaction has ended, and the connection may already carry
-            # the next one.
-            return _Outcome(None, "", exc, conn.enhanced, True)
-        return _Outcome(submission.refused, response.message, None, conn.enhanced, True)
-
-    async def _backoff(self, attempt: int) -> bool:
-        """Wait before retry ``attempt`` + 1; False if the pool closed meanwhile."""
-        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        if self.jitter:
-            delay *= random.uniform(0.5, 1.0)
-        closing = self._closing_event()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(closing.wait(), delay)
-        return not closing.is_set()
-
-    async def _deliver(self, job: _Job) -> SendResult:
-        """Send one message, retrying what may be retried; never raises an Exception."""
-        result = SendResult(SendStatus.FAILED_TEMPORARILY)
-        pending = job.recipients
-        kind = _Kind.TRANSIENT
-        while True:
-            result.attempts += 1
-            outcome = await self._attempt(job, pending)
-            enhanced = outcome.enhanced
-            exc = outcome.exception
-            if exc is None:
-                refused = outcome.refused or {}
-                result.reply = SMTPResponse(250, outcome.text)
-                result.exception = None
-                retry: list[str] = []
-                for recipient in pending:
-                    response = refused.get(recipient)
-                    if response is None:
-                        result.accepted.append(recipient)
-                        result.refused.pop(recipient, None)
-                        continue
-                    refusal = RecipientRefusal.from_response(response, enhanced=enhanced)
-                    result.refused[recipient] = refusal
-                    if not refusal.permanent:
-                        retry.append(recipient)
-                kind = _Kind.TRANSIENT if retry else _Kind.PERMANENT
-                if not retry:
-                    break
-                pending = retry  # RFC 5321 section 4.2.5: never resend to the accepted
-            else:
-                result.exception = exc
-                if isinstance(exc, _PoolClosedError):
-                    result.attempts -= 1
-                    kind = _Kind.TRANSIENT
-                    break
-                if isinstance(exc, SMTPResponseException):
-                    result.reply = SMTPResponse(exc.code, exc.message)
-                kind = _classify(exc, outcome.body_sent)
-                if isinstance(exc, SMTPRecipientsRefused) and kind is not _Kind.UNKNOWN:
-                    retry = []
-                    for error in exc.recipients:
-                        response = SMTPResponse(error.code, error.message)
-                        refusal = RecipientRefusal.from_response(response, enhanced=enhanced)
-                        result.refused[error.recipient] = refusal
-                        if not refusal.permanent:
-                            retry.append(error.recipient)
-                    kind = _Kind.TRANSIENT if retry else _Kind.PERMANENT
-                    pending = retry
-                if kind is not _Kind.TRANSIENT:
-                    break
-            if result.attempts >= self.max_attempts or not job.replayable:
-                break
-            log.debug("pool: attempt %d failed transiently; retrying", result.attempts)
-            if not await self._backoff(result.attempts):
-                break
-        result.status = self._status(result, kind)
-        return result
-
-    @staticmethod
-    def _status(result: SendResult, kind: _Kind) -> SendStatus:
-        if kind is _Kind.UNKNOWN:
-            return SendStatus.OUTCOME_UNKNOWN
-        if result.accepted:
-            if result.refused or result.exception is not None:
-                return SendStatus.PARTIALLY_SENT
-            return SendStatus.SENT
-        if kind is _Kind.PERMANENT:
-            return SendStatus.FAILED_PERMANENTLY
-        return SendStatus.FAILED_TEMPORARILY
+        await self._store.close()
 
     @staticmethod
     def _raise_or_return(result: SendResult) -> tuple[dict[str, SMTPResponse], str]:
@@ -522,8 +306,8 @@ class SMTPPool:
             "size": size,
             "progress": progress,
         }
-        job = _Job(message, sender, _recipient_list(recipients), kwargs)
-        return self._raise_or_return(await self._deliver(job))
+        job = Job(message, sender, recipient_list(recipients), kwargs)
+        return self._raise_or_return(await self._delivery.deliver(job))
 
     async def send_message(
         self,
@@ -537,45 +321,8 @@ class SMTPPool:
         timeout: float | Default | None = _default,
     ) -> tuple[dict[str, SMTPResponse], str]:
         """``SMTP.send_message`` through the pool: same arguments, result and exceptions."""
-        job = self._message_job(message, sender, recipients, mail_options, rcpt_options, timeout)
-        return self._raise_or_return(await self._deliver(job))
-
-    @staticmethod
-    def _message_job(
-        message: Message,
-        sender: str | None,
-        recipients: str | Sequence[str] | None,
-        mail_options: Iterable[str] | None = None,
-        rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
-    ) -> _Job:
-        # The recipients are fixed once, so a retry can address a subset of them.
-        recipient_list = (
-            extract_recipients(message) if recipients is None else _recipient_list(recipients)
-        )
-        kwargs = {
-            "mail_options": None if mail_options is None else list(mail_options),
-            "rcpt_options": None if rcpt_options is None else list(rcpt_options),
-            "timeout": timeout,
-        }
-        return _Job(message, sender, recipient_list, kwargs)
-
-    def _bulk_job(self, item: BulkItem) -> _Job:
-        if isinstance(item, Message):
-            return self._message_job(item, None, None)
-        if not isinstance(item, tuple) or len(item) != 3:
-            raise TypeError(
-                "send_many takes Message objects or (message, sender, recipients) tuples, "
-                f"not {type(item).__name__}"
-            )
-        message, sender, recipients = item
-        if isinstance(message, Message):
-            return self._message_job(message, sender, recipients)
-        if not isinstance(message, (bytes, str)):
-            raise TypeError("a message in a send_many tuple must be a Message, bytes or str")
-        if sender is None or recipients is None:
-            raise ValueError("sender and recipients are required for a bytes or str message")
-        return _Job(message, sender, _recipient_list(recipients), {})
+        job = message_job(message, sender, recipients, mail_options, rcpt_options, timeout)
+        return self._raise_or_return(await self._delivery.deliver(job))
 
     async def send_many(
         self,
@@ -593,51 +340,4 @@ class SMTPPool:
         result, never raised. ``progress(done, result)`` is called as each finishes.
         """
         workers = self.max_connections if concurrency is None else concurrency
-        if workers < 1:
-            raise ValueError("concurrency must be at least 1")
-        source: AsyncIterator[BulkItem] | _SyncSource
-        lock: asyncio.Lock | None
-        if isinstance(messages, AsyncIterable):
-            source, lock = aiter(messages), asyncio.Lock()
-        else:
-            source, lock = _SyncSource(iter(messages)), None
-        results: list[SendResult | None] = []
-        done = 0
-
-        async def take() -> BulkItem:
-            if isinstance(source, _SyncSource):
-                return await source.next()
-            assert lock is not None
-            async with lock:  # one reader of the async iterator at a time
-                return await anext(source)
-
-        async def worker() -> None:
-            nonlocal done
-            while True:
-                try:
-                    item = await take()
-                except StopAsyncIteration:
-                    return
-                index = len(results)
-                results.append(None)
-                try:
-                    job = self._bulk_job(item)
-                except (TypeError, ValueError) as exc:
-                    result = SendResult(SendStatus.FAILED_PERMANENTLY, exception=exc)
-                else:
-                    del item
-                    result = await self._deliver(job)
-                results[index] = result
-                done += 1
-                if progress is not None:
-                    progress(done, result)
-
-        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        return [r for r in results if r is not None]
+        return await send_many(self._delivery, messages, workers, progress)

@@ -5,8 +5,9 @@ and records what a pool test needs: how many connections were open at once, ever
 connection's command lines and the time each arrived, the Message-ID of every message
 accepted, and the logins. Faults are injected by subclassing and overriding the
 ``reply_*`` hooks; a hook returns a reply line, :data:`CLOSE` (drop the connection
-without answering), :data:`SILENT` (never answer) or, for ``reply_end`` only,
-:data:`HOLD` (accept and answer only once ``server.release`` is set).
+without answering), :data:`SILENT` (never answer) or, for ``reply_end`` and
+``reply_mail`` only, :data:`HOLD` (accept, but answer - and read on - only once
+``server.release`` is set; ``server.holding`` counts the replies held so far).
 """
 
 from __future__ import annotations
@@ -111,8 +112,7 @@ class _Protocol(asyncio.Protocol):
                 if reply == HOLD:
                     self._flush(out)
                     out = bytearray()
-                    self.held = asyncio.ensure_future(self._held(body))
-                    self.server.tasks.add(self.held)
+                    self._hold("250 2.0.0 queued", body)
                     break
                 if reply.startswith("250"):
                     self._deliver(body)
@@ -125,17 +125,26 @@ class _Protocol(asyncio.Protocol):
             del self.buffer[: newline + 2]
             self.session.lines.append(line)
             self.session.times.append(asyncio.get_running_loop().time())
+            self.server.changed.set()
             self._command(line, out)
         if self.stalled:
             self.buffer.clear()
         self._flush(out)
 
-    async def _held(self, body: bytes) -> None:
+    def _hold(self, reply: str, body: bytes | None) -> None:
+        """Stop reading; send ``reply`` (delivering ``body`` if any) on ``release``."""
+        self.held = asyncio.ensure_future(self._held(reply, body))
+        self.server.tasks.add(self.held)
+        self.server.holding += 1
+        self.server.changed.set()
+
+    async def _held(self, reply: str, body: bytes | None) -> None:
         await self.server.release.wait()
         if self.transport is not None and not self.transport.is_closing():
-            self._deliver(body)
+            if body is not None:
+                self._deliver(body)
             out = bytearray()
-            self._respond("250 2.0.0 queued", out)
+            self._respond(reply, out)
             self._flush(out)
         self.held = None
         if self.buffer:
@@ -181,6 +190,10 @@ class _Protocol(asyncio.Protocol):
             self.sender = line[line.index("<") + 1 : line.index(">")]
             self.recipients = []
             reply = server.reply_mail(self.session, self.messages)
+            if reply == HOLD:
+                self.mail_ok = True
+                self._hold("250 2.1.0 sender ok", None)
+                return
             self.mail_ok = reply.startswith("250")
             self._respond(reply, out)
         elif verb == "RCPT" and not self.mail_ok:
@@ -243,6 +256,7 @@ class PoolServer:
         self.protocols: list[_Protocol] = []
         self.deliveries: list[Delivery] = []
         self.bodies = 0  # complete message bodies received, answered or not
+        self.holding = 0  # replies held back (HOLD) so far
         self.logins = 0
         self.live = 0
         self.max_live = 0

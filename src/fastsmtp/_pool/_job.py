@@ -1,0 +1,110 @@
+"""What the pool sends: one message, its envelope, and how to submit it on a client.
+
+A :class:`Job` runs one mail transaction for some of its recipients through the
+package-internal submission API (``SMTP._submit``/``_submit_message``), so a retry can
+address only the recipients still owed the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from email.message import Message
+from typing import Any, TypeAlias
+
+from .._transaction import MessageSource
+from ..email import extract_recipients
+from ..smtp import SMTP, Submission
+from ..typing import Default, _default
+
+__all__ = ("BulkItem", "Job", "bulk_job", "message_job", "recipient_list")
+
+#: One item of ``send_many``: a message object, or ``(message, sender, recipients)``.
+BulkItem: TypeAlias = (
+    "Message | tuple[Message | bytes | str, str | None, str | Sequence[str] | None]"
+)
+
+
+class Job:
+    """One message to send: how to run a transaction for some of its recipients."""
+
+    __slots__ = ("kwargs", "message", "recipients", "replayable", "sender")
+
+    def __init__(
+        self,
+        message: Message | MessageSource,
+        sender: str | None,
+        recipients: list[str],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.message = message
+        self.sender = sender
+        self.recipients = recipients
+        self.kwargs = kwargs
+        # A stream can be read once only: no second attempt.
+        self.replayable = isinstance(message, (bytes, str, Message))
+
+    async def start(self, client: SMTP, recipients: list[str]) -> Submission:
+        """Run the transaction up to the end of the message (``SMTP._submit``)."""
+        kwargs = self.kwargs
+        if isinstance(self.message, Message):
+            return await client._submit_message(
+                self.message,
+                sender=self.sender,
+                recipients=recipients,
+                mail_options=kwargs.get("mail_options"),
+                rcpt_options=kwargs.get("rcpt_options"),
+                timeout=kwargs.get("timeout", _default),
+            )
+        assert self.sender is not None
+        return await client._submit(
+            self.sender,
+            recipients,
+            self.message,
+            mail_options=kwargs.get("mail_options"),
+            rcpt_options=kwargs.get("rcpt_options"),
+            timeout=kwargs.get("timeout", _default),
+            size=kwargs.get("size"),
+            progress=kwargs.get("progress"),
+        )
+
+
+def recipient_list(recipients: str | Sequence[str]) -> list[str]:
+    return [recipients] if isinstance(recipients, str) else list(recipients)
+
+
+def message_job(
+    message: Message,
+    sender: str | None,
+    recipients: str | Sequence[str] | None,
+    mail_options: Iterable[str] | None = None,
+    rcpt_options: Iterable[str] | None = None,
+    timeout: float | Default | None = _default,
+) -> Job:
+    """A job for ``send_message``'s arguments."""
+    # The recipients are fixed once, so a retry can address a subset of them.
+    recipients_ = extract_recipients(message) if recipients is None else recipient_list(recipients)
+    kwargs = {
+        "mail_options": None if mail_options is None else list(mail_options),
+        "rcpt_options": None if rcpt_options is None else list(rcpt_options),
+        "timeout": timeout,
+    }
+    return Job(message, sender, recipients_, kwargs)
+
+
+def bulk_job(item: BulkItem) -> Job:
+    """A job for one ``send_many`` item; TypeError/ValueError for a bad item."""
+    if isinstance(item, Message):
+        return message_job(item, None, None)
+    if not isinstance(item, tuple) or len(item) != 3:
+        raise TypeError(
+            "send_many takes Message objects or (message, sender, recipients) tuples, "
+            f"not {type(item).__name__}"
+        )
+    message, sender, recipients = item
+    if isinstance(message, Message):
+        return message_job(message, sender, recipients)
+    if not isinstance(message, (bytes, str)):
+        raise TypeError("a message in a send_many tuple must be a Message, bytes or str")
+    if sender is None or recipients is None:
+        raise ValueError("sender and recipients are required for a bytes or str message")
+    return Job(message, sender, recipient_list(recipients), {})

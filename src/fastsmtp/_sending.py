@@ -255,6 +255,8 @@ async def transact(
             size = encoder.size
     else:
         chunks, total = message_chunks(message)
+        if total is None:
+            total = size  # a stream announced with size=: progress reports against it
         if size is None and type(message) is bytes:
             # SIZE counts what goes on the wire before stuffing: DATA adds a final CRLF
             # if missing, BDAT sends the (normalised) bytes as they are.

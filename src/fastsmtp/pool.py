@@ -30,8 +30,8 @@ import ssl
 from collections.abc import AsyncIterable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
-from typing import Any
 
+from ._options import ConnectionOptions
 from ._pool._delivery import Delivery
 from ._pool._job import BulkItem as BulkItem
 from ._pool._job import Job, message_job, recipient_list
@@ -43,7 +43,7 @@ from ._pool._store import ConnectionStore
 from ._transaction import MessageSource
 from .response import SMTPResponse
 from .results import RecipientRefusal, SendResult, SendStatus
-from .smtp import DEFAULT_TIMEOUT, SMTP, ProgressCallback
+from .smtp import DEFAULT_TIMEOUT, ProgressCallback
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = ("RecipientRefusal", "SMTPPool", "SendResult", "SendStatus")
@@ -115,28 +115,8 @@ class SMTPPool:
             raise ValueError("max_messages_per_connection must be at least 1")
         if backoff_base < 0 or backoff_max < 0:
             raise ValueError("backoff_base and backoff_max must not be negative")
-        self._options: dict[str, Any] = {
-            "hostname": hostname,
-            "port": port,
-            "username": username,
-            "password": password,
-            "oauth_token_generator": oauth_token_generator,
-            "local_hostname": local_hostname,
-            "source_address": source_address,
-            "timeout": timeout,
-            "use_tls": use_tls,
-            "start_tls": start_tls,
-            "validate_certs": validate_certs,
-            "client_cert": client_cert,
-            "client_key": client_key,
-            "tls_context": tls_context,
-            "cert_bundle": cert_bundle,
-            "socket_path": socket_path,
-            "allow_insecure_auth": allow_insecure_auth,
-            "pipelining": pipelining,
-            "chunking": chunking,
-        }
-        SMTP(**self._options)  # raises now for options SMTP would refuse
+        # Checked now: options SMTP would refuse raise here, not at the first send.
+        self._options = ConnectionOptions.from_arguments(locals())
         self.timeout = timeout
         # The parts (see fastsmtp._pool); the pool options below are theirs.
         self._store = ConnectionStore(

@@ -782,7 +782,7 @@ class SMTP:
 
     # -- the submission API (package-internal; SMTPPool is built on it) --------------
 
-    async def _greet_if_needed(self, timeout: float | Default | None = _default) -> None:
+    async def _greet_if_needed(self) -> None:
         """EHLO (or HELO) unless this connection has already greeted the server."""
         if self.is_ehlo_or_helo_needed:
             await self._ehlo_or_helo_if_needed()

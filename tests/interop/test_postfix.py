@@ -448,10 +448,6 @@ async def test_no_credentials_in_the_clear(mail_servers: MailServers) -> None:
     assert summary.startswith("ehlo=1 ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fastsmtp bug: with a stream and size=, progress() gets total=None, not the size",
-)
 async def test_progress_total_is_the_given_size(mail_servers: MailServers) -> None:
     """``progress(sent, total)``: ``total`` is "the size if known"; for a stream with
     ``size=`` the size is known, so the last call should be ``(size, size)``."""

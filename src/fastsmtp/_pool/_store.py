@@ -21,8 +21,8 @@ import contextlib
 import enum
 import logging
 from types import TracebackType
-from typing import Any
 
+from .._options import ConnectionOptions
 from ..errors import SMTPException
 from ..smtp import SMTP
 from ._rate import RateLimit
@@ -70,7 +70,7 @@ class ConnectionStore:
 
     def __init__(
         self,
-        options: dict[str, Any],
+        options: ConnectionOptions,
         *,
         max_connections: int,
         max_messages_per_connection: int | None,
@@ -162,15 +162,15 @@ class ConnectionStore:
     async def _open(self) -> Pooled:
         if self._login_rate is not None:
             await self._login_rate.acquire()
-        client = SMTP(**self.options)
+        client = SMTP._from_options(self.options)
         await client.connect()  # STARTTLS and AUTH as configured; closes itself on error
         try:
             await client._greet_if_needed()
         except BaseException:
             client.close()
             raise
-        if self.options["local_hostname"] is None:
-            self.options["local_hostname"] = client.local_hostname  # one getfqdn only
+        if self.options.local_hostname is None:
+            self.options.local_hostname = client.local_hostname  # one getfqdn only
         conn = Pooled(client, asyncio.get_running_loop().time())
         self._connections.add(conn)
         return conn

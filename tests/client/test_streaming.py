@@ -92,6 +92,12 @@ async def test_progress_reports_every_chunk() -> None:
     assert sent == sorted(sent) and sent[-1] == len(JOINED)
     assert {total for _, total in calls} == {None}
 
+    # Announced with size=: the size is known, and progress reports against it.
+    calls.clear()
+    await _sendmail(gen(), size=len(JOINED), progress=lambda s, t: calls.append((s, t)))
+    assert calls[-1] == (len(JOINED), len(JOINED))
+    assert {total for _, total in calls} == {len(JOINED)}
+
 
 async def test_data_and_send_take_streams() -> None:
     async with PolicyServer() as server:

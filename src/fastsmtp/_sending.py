@@ -480,7 +480,7 @@ async def _stream(source: Any) -> AsyncIterator[bytes]:
         read = source.read
         # A file's read() may block (a disk, a pipe): it runs off the event loop. An
         # in-memory buffer and an async read() need no thread.
-        direct = isinstance(source, io.BytesIO) or inspect.iscoroutinefunction(read)
+        direct = type(source) is io.BytesIO or inspect.iscoroutinefunction(read)
         while True:
             chunk = read(CHUNK_SIZE) if direct else await asyncio.to_thread(read, CHUNK_SIZE)
             if inspect.isawaitable(chunk):

@@ -490,6 +490,12 @@ class SMTPProtocol(asyncio.Protocol):
     def _finish(self, batch: _Batch) -> None:
         if not batch.future.done():
             batch.future.set_result(batch.replies)
+        if self.session.early_reply:
+            # The server answered a body still being uploaded: an upload waiting for
+            # the write buffer to drain (the server may have stopped reading) stops now.
+            waiter = self._drain_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
         if batch.replies and batch.replies[-1].code == 421:
             # RFC 5321 section 3.8: the server is closing the channel.
             self._close_transport()

@@ -105,6 +105,6 @@ async def cancel_at(
         task.cancel()
     try:
         await bounded(asyncio.shield(task))
-    except BaseException as exc:  # noqa: BLE001 - handed back to the test
+    except BaseException as exc:
         return exc
     return None

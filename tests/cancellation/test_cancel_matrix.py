@@ -32,7 +32,6 @@ import pytest
 
 import fastsmtp
 from tests.cancellation.helpers import (
-    BOUND,
     PROMPT,
     bounded,
     cancel_at,
@@ -315,7 +314,9 @@ async def _check_reuse(case: Case, server: CancelServer, client: fastsmtp.SMTP, 
         assert not client.is_connected
         await bounded(conn.eof.wait(), 3)
         after = [text for kind, text in hold.after() if kind == "cmd"]
-        leaked = [t for t in after if t.split(" ")[0].split(":")[0].upper() in _FORBIDDEN_AFTER_ABORT]
+        leaked = [
+            t for t in after if t.split(" ")[0].split(":")[0].upper() in _FORBIDDEN_AFTER_ABORT
+        ]
         assert not leaked, f"commands sent after the cancellation: {hold.after()}"
         if case.expect == "closed":
             # A fresh connection works.

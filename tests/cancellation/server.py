@@ -39,6 +39,7 @@ import contextlib
 import re
 import ssl
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.hostile.kit import HostileConnection, _Channel, is_tls_records
@@ -128,6 +129,7 @@ class CancelServer:
         early_reply: str | None = None,
         stall_body: bool = False,
         drop_after_end: int | None = None,
+        latency: Callable[[], float] | None = None,
     ) -> None:
         self.extensions = tuple(extensions)
         if tls_context is not None and "STARTTLS" not in self.extensions:
@@ -140,11 +142,16 @@ class CancelServer:
         self.stall_body = stall_body
         #: abort the connection right after the n-th (server-wide) end of DATA, unanswered.
         self.drop_after_end = drop_after_end
+        #: seconds to wait before each reply (e.g. a seeded random), to widen the windows
+        #: in which a client's caller can be cancelled.
+        self.latency = latency
         self.resume = asyncio.Event()
         self.conns: list[Conn] = []
         self.counts: Counter[str] = Counter()
         self.received: list[tuple[int, str]] = []  # (connection, Message-ID) of each body
         self.accepted: list[tuple[int, str]] = []  # ... answered with a final 250
+        #: every command line and ``BODY <Message-ID>`` of every connection, in arrival order
+        self.log: list[str] = []
         self.changed = asyncio.Event()
         self._holds: list[Hold] = []
         self._server: asyncio.AbstractServer | None = None
@@ -179,6 +186,15 @@ class CancelServer:
     def port(self) -> int:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def wait_logged(self, needle: str, start: int = 0) -> None:
+        """Wait until a line of ``log`` from index ``start`` on contains ``needle``."""
+        while True:
+            if any(needle in line for line in self.log[start:]):
+                return
+            start = len(self.log)
+            self.changed.clear()
+            await self.changed.wait()
 
     async def wait_for(self, predicate: object, timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` is true (re-checked whenever the server changes)."""
@@ -254,6 +270,8 @@ class CancelServer:
         return None
 
     async def _maybe_hold(self, channel: _Channel, conn: Conn, kind: str) -> None:
+        if self.latency is not None:
+            await asyncio.sleep(self.latency())
         hold = self._take_hold(kind)
         if hold is None:
             return
@@ -318,6 +336,7 @@ class CancelServer:
                 return
             text = line.rstrip(b"\r\n").decode("utf-8", "replace")
             conn.lines.append(("cmd", text))
+            self.log.append(text)
             self.changed.set()
             verb = _verb(text)
             tag = self._tag(verb) if verb in VERBS else ""
@@ -445,6 +464,7 @@ class CancelServer:
         """A message is complete: record it, then (maybe held) the final 250."""
         message_id = message_id_of(body)
         conn.bodies.append(body)
+        self.log.append(f"BODY {message_id}")
         self.received.append((conn.index, message_id))
         self.changed.set()
         if self.drop_after_end is not None and len(self.received) == self.drop_after_end:

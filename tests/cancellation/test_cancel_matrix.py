@@ -347,12 +347,7 @@ async def _full_round(server: CancelServer, client: fastsmtp.SMTP) -> None:
     )
     assert refused == {}
     assert f"id={message_id}" in reply, f"the final reply is not this message's: {reply!r}"
-    got = [
-        body
-        for conn in server.conns
-        for body in conn.bodies
-        if message_id.encode() in body
-    ]
+    got = [body for conn in server.conns for body in conn.bodies if message_id.encode() in body]
     assert len(got) == 1, f"the new message arrived {len(got)} times"
     assert got[0] == data, "the new message's body was not delivered intact"
     mails = [
@@ -373,9 +368,7 @@ POOL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "how", ["cancel", pytest.param("timeout", marks=needs_asyncio_timeout)]
-)
+@pytest.mark.parametrize("how", ["cancel", pytest.param("timeout", marks=needs_asyncio_timeout)])
 @pytest.mark.parametrize(("method", "kind", "pipelined"), POOL_CASES)
 async def test_pool_cancel_then_reuse(method: str, kind: str, pipelined: bool, how: str) -> None:
     """A pool send cancelled at a held reply: the pool goes on sending (on the same
@@ -425,4 +418,3 @@ async def test_pool_cancel_then_reuse(method: str, kind: str, pipelined: bool, h
             assert conn is not None
             after = [text for k, text in hold.after() if k == "cmd"]
             assert after == [], f"commands on a connection that had to be aborted: {after}"
-

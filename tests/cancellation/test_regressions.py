@@ -75,9 +75,7 @@ async def test_sendmail_after_cancelled_rcpt(timeout: float | None) -> None:
             await bounded(client.connect())
             hold = server.hold("RCPT")
             _, data = message()
-            exc = await cancel_at(
-                hold, lambda: client.sendmail(SENDER, ["r@cancel.test"], data)
-            )
+            exc = await cancel_at(hold, lambda: client.sendmail(SENDER, ["r@cancel.test"], data))
             assert isinstance(exc, asyncio.CancelledError), exc
             hold.release()
             message_id, again = message(new_id("again"))

@@ -108,3 +108,15 @@ async def cancel_at(
     except BaseException as exc:
         return exc
     return None
+
+
+async def assert_no_tasks_left(grace: float = 0.5) -> None:
+    """No task but the test's own is left running (a leaked reader, writer or waiter)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while True:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if not others or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    assert not others, f"tasks left running: {others}"

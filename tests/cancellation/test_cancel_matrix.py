@@ -33,6 +33,7 @@ import pytest
 import fastsmtp
 from tests.cancellation.helpers import (
     PROMPT,
+    assert_no_tasks_left,
     bounded,
     cancel_at,
     client_for,
@@ -282,6 +283,7 @@ async def test_cancel_then_reuse(case: Case, how: str, then: str, pki: TLSFiles)
             server.release_all()
             client.close()
     assert server.violations == []
+    await assert_no_tasks_left()
 
 
 async def _check_aexit(case: Case, server: CancelServer, client: fastsmtp.SMTP, hold: Hold) -> None:
@@ -418,3 +420,4 @@ async def test_pool_cancel_then_reuse(method: str, kind: str, pipelined: bool, h
             assert conn is not None
             after = [text for k, text in hold.after() if k == "cmd"]
             assert after == [], f"commands on a connection that had to be aborted: {after}"
+    await assert_no_tasks_left()

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 import fastsmtp
-from tests.cancellation.helpers import client_for, email_message, message
+from tests.cancellation.helpers import assert_no_tasks_left, client_for, email_message, message
 from tests.cancellation.server import CancelServer
 
 TASKS = 20
@@ -203,6 +203,7 @@ async def test_shared_client_random_cancellations(seed: int, pipelining: bool | 
     unexplained = set(accepted) - run.succeeded - run.uncertain
     assert not unexplained, f"accepted, but no caller knows about it: {unexplained}"
     assert run.succeeded, "nothing at all was sent"
+    await assert_no_tasks_left()
 
 
 def _expect(run: Run, kind: str, text: Any, *needles: str) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 import fastsmtp
 from tests.cancellation.helpers import (
+    assert_no_tasks_left,
     bounded,
     cancel_at,
     client_for,
@@ -91,6 +92,7 @@ async def test_sendmail_after_cancelled_rcpt(timeout: float | None) -> None:
         assert "RCPT TO:<fresh@cancel.test>" in conn.commands
         assert [b for b in conn.bodies if message_id.encode() in b] == [again]
         assert server.violations == []
+    await assert_no_tasks_left()
 
 
 # -- a cancelled AUTH LOGIN step ------------------------------------------------------------
@@ -119,6 +121,7 @@ async def test_cancelled_auth_login_step() -> None:
         await bounded(server.conn.eof.wait(), 3)
         assert server.violations == []
         assert hold.after() == [], f"sent into the AUTH exchange: {hold.after()}"
+    await assert_no_tasks_left()
 
 
 # -- two pipelined transactions, the connection lost after the first body -------------------
@@ -152,6 +155,7 @@ async def test_outcome_unknown_is_per_message() -> None:
         assert first is not second, "one exception object shared by two callers"
         assert first.outcome_unknown is True
         assert second.outcome_unknown is False
+    await assert_no_tasks_left()
 
 
 # -- QUIT while a pipelined final reply is outstanding ---------------------------------------
@@ -186,6 +190,7 @@ async def test_quit_while_final_reply_outstanding() -> None:
         )
         assert isinstance(error, (fastsmtp.SMTPServerDisconnected, fastsmtp.SMTPTimeoutError))
         assert error.outcome_unknown is True
+    await assert_no_tasks_left()
 
 
 # -- STARTTLS runs inside the connection's turn ---------------------------------------------
@@ -280,6 +285,7 @@ async def test_old_transaction_error_does_not_close_new_connection() -> None:
             client.close()
         assert len(server.conns) == 2
         assert server.violations == []
+    await assert_no_tasks_left()
 
 
 # -- SIZE ------------------------------------------------------------------------------------

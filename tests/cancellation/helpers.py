@@ -74,12 +74,17 @@ async def cancel_at(
     hold: Hold | asyncio.Event,
     op: Callable[[], Awaitable[Any]],
     how: str = "cancel",
+    on_cancel: Callable[[], object] | None = None,
+    max_unwind: float | None = None,
 ) -> BaseException | None:
     """Run ``op()`` as a task; once ``hold`` is reached, cancel the caller.
 
     ``how`` is ``"cancel"`` (``task.cancel()``, CancelledError expected) or ``"timeout"``
     (an ``asyncio.timeout`` around the call expires then; TimeoutError expected). Returns
     the task's exception (None if it finished first - the caller asserts on that).
+    ``on_cancel`` runs right after the cancellation is issued (e.g. to release the held
+    reply while the cancelled caller is still unwinding, say through ``async with``).
+    ``max_unwind``: the cancelled call must be over within this many seconds.
     """
     reached = hold.reached if isinstance(hold, Hold) else hold
     scope: list[Any] = []
@@ -103,6 +108,8 @@ async def cancel_at(
         scope[0].reschedule(asyncio.get_running_loop().time())
     else:
         task.cancel()
+    if on_cancel is not None:
+        on_cancel()
     try:
         await bounded(asyncio.shield(task))
     except BaseException as exc:

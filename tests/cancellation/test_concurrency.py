@@ -20,10 +20,8 @@ SMTPServerDisconnected and the next task to notice reconnects.
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,12 +35,6 @@ ITERATIONS = 10
 OPERATIONS = ("noop", "vrfy", "rset", "help", "ehlo", "sendmail", "sendmail", "send_message")
 CANCEL_PROBABILITY = 0.35
 MAX_PROBLEMS = 8
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 class Run:

@@ -8,12 +8,11 @@ written against (and do so in seconds: every wait is bounded).
 from __future__ import annotations
 
 import asyncio
-import gc
 import io
 import re
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,9 @@ from tests.cancellation.helpers import (
     new_id,
 )
 from tests.cancellation.server import CancelServer
-from tests.hostile.kit import TLSFiles, make_tls_files
+from tests.hostile.kit import TLSFiles
 
 SENDER = "sender@cancel.test"
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    yield
-    gc.collect()
-
-
-@pytest.fixture(scope="module")
-def pki() -> TLSFiles:
-    return make_tls_files()
 
 
 def _big_stream(total: int = 64 * 1024 * 1024, piece: int = 64 * 1024) -> AsyncIterator[bytes]:

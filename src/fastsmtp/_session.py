@@ -309,11 +309,13 @@ class SMTPSession:
 
     # -- decisions ----------------------------------------------------------------------
 
-    def abandon(self, turn_start: int) -> Verdict:
+    def abandon(self, turn_start: int, *, informed: bool = False) -> Verdict:
         """A caller is leaving its turn early (exception, timeout, cancellation).
 
-        ``turn_start`` is :attr:`sent_count` when the turn began. See the module
-        docstring for the rule; comments below say why each case is what it is.
+        ``turn_start`` is :attr:`sent_count` when the turn began; ``informed`` is True
+        when the caller leaves because of a reply it judged (a refusal), so it knows
+        the state it leaves. See the module docstring for the rule; comments below say
+        why each case is what it is.
         """
         phase = self.phase
         if phase is Phase.CLOSED:
@@ -323,13 +325,14 @@ class SMTPSession:
             # its 354 arrives); a command written now would be read as one of those.
             return Verdict.ABORT
         owed_by_turn = self.sent_count > turn_start and self.received_count < self.sent_count
-        if phase is Phase.TRANSACTION and owed_by_turn:
-            # MAIL/RCPT replies still on their way: whatever they say, RSET (RFC 5321
+        if phase is Phase.TRANSACTION and (owed_by_turn or not informed):
+            # MAIL/RCPT replies still on their way, or a caller cancelled after they
+            # came but before it could act on them: whatever they said, RSET (RFC 5321
             # section 4.1.1.5) returns the server to a state the next caller knows.
             return Verdict.RESET
-        # Command mode. Replies still owed are consumed in order and dropped; a caller
-        # that saw all its replies and raised (a refused RCPT, say) left a state it
-        # knows, and so do its callers (aiosmtplib does not RSET after rcpt() either).
+        # Command mode. Replies still owed are consumed in order and dropped. A caller
+        # that saw all its replies and raised (a refused RCPT, say) left a transaction
+        # it knows about (aiosmtplib does not RSET after rcpt() either).
         return Verdict.KEEP
 
     def plan(

@@ -6,7 +6,7 @@ section 3.1), so a caller that writes must not interleave with another: it takes
 (pipelining). Waiters are served first come, first served.
 
 A caller that leaves the turn with an exception of any kind, ``CancelledError`` included,
-is reported to the connection (``on_abandon(turn_start)``), which applies the session's one
+is reported to the connection (``on_abandon(turn_start, exc)``), which applies the session's one
 cancellation rule (:meth:`fastsmtp._session.SMTPSession.abandon`) before the next caller
 gets the turn.
 """
@@ -37,7 +37,7 @@ class Turn:
         self,
         loop: asyncio.AbstractEventLoop,
         session: _Counted,
-        on_abandon: Callable[[int], None],
+        on_abandon: Callable[[int, BaseException | None], None],
     ) -> None:
         self._loop = loop
         self._session = session
@@ -51,10 +51,15 @@ class Turn:
         await self.acquire()
         self.start = self._session.sent_count
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: object,
+    ) -> None:
         try:
             if exc_type is not None:
-                self._on_abandon(self.start)
+                self._on_abandon(self.start, exc)
         finally:
             self.release()
 

@@ -41,6 +41,7 @@ from ._speedups import NEED_DATA, ReplyParser
 from ._turn import Turn
 from .errors import (
     SMTPReadTimeoutError,
+    SMTPRecipientsRefused,
     SMTPResponseException,
     SMTPServerDisconnected,
     SMTPTimeoutError,
@@ -416,9 +417,13 @@ class SMTPProtocol(asyncio.Protocol):
         fail with SMTPServerDisconnected."""
         self._close_transport()
 
-    def _abandon_turn(self, turn_start: int) -> None:
+    def _abandon_turn(self, turn_start: int, exc: BaseException | None) -> None:
         """The turn's holder is leaving early: apply the session's verdict."""
-        verdict = self.session.abandon(turn_start)
+        # A refusal raised from a reply the caller judged leaves a state it knows
+        # (aiosmtplib's rcpt() refusal keeps the transaction); a cancellation, even
+        # one that lands after the reply arrived, leaves a state nobody knows.
+        informed = isinstance(exc, (SMTPResponseException, SMTPRecipientsRefused))
+        verdict = self.session.abandon(turn_start, informed=informed)
         if verdict is Verdict.KEEP:
             return
         if verdict is Verdict.RESET and self.is_connected:

@@ -284,7 +284,18 @@ def test_abandon_after_all_replies_of_a_transaction_keeps(impl: ModuleType) -> N
     start = session.sent_count
     session.sent((Kind.RCPT,))
     wire.replies(b"550 no\r\n")
-    assert session.abandon(start) is Verdict.KEEP
+    assert session.abandon(start, informed=True) is Verdict.KEEP
+
+
+def test_cancelled_after_the_replies_came_resets(impl: ModuleType) -> None:
+    # Cancelled when the reply had arrived but before the caller could act on it: the
+    # caller does not know whether MAIL was taken, so the transaction is reset.
+    wire = ready(impl)
+    session = wire.session
+    start = session.sent_count
+    session.sent((Kind.MAIL,))
+    wire.replies(b"250 ok\r\n")
+    assert session.abandon(start, informed=False) is Verdict.RESET
 
 
 @pytest.mark.parametrize(

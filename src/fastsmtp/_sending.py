@@ -132,7 +132,15 @@ async def final_reply(
 class Envelope:
     """MAIL and RCPT lines of one message, checked before anything is written."""
 
-    __slots__ = ("binary", "encoding", "mail_options", "rcpt_lines", "recipients", "sender")
+    __slots__ = (
+        "_mail",
+        "binary",
+        "encoding",
+        "mail_options",
+        "rcpt_lines",
+        "recipients",
+        "sender",
+    )
 
     def __init__(
         self,
@@ -152,16 +160,16 @@ class Envelope:
                 self.encoding = "utf-8"
             elif option.upper() == "BODY=BINARYMIME":
                 self.binary = True
-        # Raises for a bad address or option now, before a byte is written.
-        self.mail_line(None)
+        # Built (and so checked) now, before a byte is written.
+        self._mail = mail_line(sender, self.mail_options, self.encoding)
         self.rcpt_lines = [rcpt_line(r, rcpt_opts, self.encoding) for r in self.recipients]
 
     def mail_line(self, size: int | None) -> bytes:
         """MAIL FROM with the options, and SIZE (RFC 1870) unless the caller gave one."""
         options = self.mail_options
-        if size is not None and not any(o[:5].lower() == "size=" for o in options):
-            options = [f"size={size}", *options]
-        return mail_line(self.sender, options, self.encoding)
+        if size is None or any(o[:5].lower() == "size=" for o in options):
+            return self._mail
+        return mail_line(self.sender, [f"size={size}", *options], self.encoding)
 
 
 def message_envelope(
@@ -257,7 +265,7 @@ async def transact(
         chunks, total = message_chunks(message)
         if total is None:
             total = size  # a stream announced with size=: progress reports against it
-        if size is None and type(message) is bytes:
+        if size is None and plan.announce_size and type(message) is bytes:
             # SIZE counts what goes on the wire before stuffing: DATA adds a final CRLF
             # if missing, BDAT sends the (normalised) bytes as they are.
             size = len(message) if binary else message_size(message, terminated=not chunked)

@@ -96,6 +96,17 @@ class Verdict(enum.Enum):
     ABORT = "abort the transport"
 
 
+# Module-level names for the members the per-reply path compares against: an enum
+# member looked up through its class costs more than the rest of that path.
+_GREETING, _COMMAND, _EHLO, _HELO = Kind.GREETING, Kind.COMMAND, Kind.EHLO, Kind.HELO
+_MAIL, _RCPT, _DATA, _END = Kind.MAIL, Kind.RCPT, Kind.DATA, Kind.END
+_BDAT, _BDAT_LAST, _AUTH, _STARTTLS = Kind.BDAT, Kind.BDAT_LAST, Kind.AUTH, Kind.STARTTLS
+_QUIT, _RSET = Kind.QUIT, Kind.RSET
+_P_GREETING, _P_READY, _P_TRANSACTION = Phase.GREETING, Phase.READY, Phase.TRANSACTION
+_P_DATA_SENT, _P_BODY, _P_AUTH = Phase.DATA_SENT, Phase.BODY, Phase.AUTH
+_P_STARTTLS, _P_QUIT, _P_CLOSED = Phase.STARTTLS, Phase.QUIT, Phase.CLOSED
+
+
 class ServerState:
     """What the server said about itself in EHLO/HELO (RFC 5321 section 4.1.1.1)."""
 
@@ -179,25 +190,28 @@ class SMTPSession:
 
     def sent(self, kinds: tuple[Kind, ...]) -> None:
         """The commands ``kinds`` were just written, in one write, in this order."""
-        self._check_open()
+        if self.phase is _P_CLOSED:
+            raise SMTPServerDisconnected("Connection lost")
         phase = self.phase
         for kind in kinds:
-            if kind is Kind.MAIL:
-                phase = Phase.TRANSACTION
+            if kind is _RCPT or kind is _COMMAND:
+                continue  # no change of phase
+            if kind is _MAIL:
+                phase = _P_TRANSACTION
                 self._mail_refused = False
-            elif kind is Kind.DATA:
+            elif kind is _DATA:
                 self._before_data = phase
-                phase = Phase.DATA_SENT
-            elif kind is Kind.RSET or kind is Kind.EHLO or kind is Kind.HELO:
+                phase = _P_DATA_SENT
+            elif kind is _RSET or kind is _EHLO or kind is _HELO:
                 # RFC 5321 sections 4.1.1.5 and 4.1.4: RSET, EHLO and HELO end any
                 # transaction.
-                phase = Phase.READY
-            elif kind is Kind.AUTH:
-                phase = Phase.AUTH
-            elif kind is Kind.STARTTLS:
-                phase = Phase.STARTTLS
-            elif kind is Kind.QUIT:
-                phase = Phase.QUIT
+                phase = _P_READY
+            elif kind is _AUTH:
+                phase = _P_AUTH
+            elif kind is _STARTTLS:
+                phase = _P_STARTTLS
+            elif kind is _QUIT:
+                phase = _P_QUIT
         self.phase = phase
         self.owed.extend(kinds)
         self.sent_count += len(kinds)
@@ -255,44 +269,47 @@ class SMTPSession:
         kind = self.owed.popleft()
         self.received_count += 1
         code = reply.code
+        if code == 421:
+            # RFC 5321 section 3.8: the server is closing the channel.
+            self.phase = _P_CLOSED
+            return kind
+        if kind is _RCPT or kind is _COMMAND or kind is _BDAT or kind is _RSET:
+            return kind  # the hot path: nothing to record
         phase = self.phase
-        if kind is Kind.EHLO:
-            if code == 250:
-                self.server.record_ehlo(reply)
-        elif kind is Kind.HELO:
-            if code == 250:
-                self.server.last_helo_response = reply
-        elif kind is Kind.GREETING:
-            if code == 220 and phase is Phase.GREETING:
-                self.phase = Phase.READY
-        elif kind is Kind.MAIL:
+        if kind is _MAIL:
             if code != 250:
                 # RFC 5321 section 4.1.1.2: a refused MAIL opens no transaction.
                 self._mail_refused = True
-                if phase is Phase.TRANSACTION:
-                    self.phase = Phase.READY
-        elif kind is Kind.DATA:
-            if phase is Phase.DATA_SENT:
+                if phase is _P_TRANSACTION:
+                    self.phase = _P_READY
+        elif kind is _DATA:
+            if phase is _P_DATA_SENT:
                 if code == 354:
                     # Even when the transaction has failed (a pipelining server that
                     # answers DATA anyway): the server now reads a body.
-                    self.phase = Phase.BODY
+                    self.phase = _P_BODY
                 else:
-                    self.phase = Phase.READY if self._mail_refused else self._before_data
-        elif kind is Kind.END:
-            if phase is Phase.BODY:
+                    self.phase = _P_READY if self._mail_refused else self._before_data
+        elif kind is _END:
+            if phase is _P_BODY:
                 self.early_reply = True
-        elif kind is Kind.AUTH:
-            if code != 334 and phase is Phase.AUTH:
-                self.phase = Phase.READY
-        elif kind is Kind.STARTTLS:
-            if code != 220 and phase is Phase.STARTTLS:
-                self.phase = Phase.READY
-        elif kind is Kind.QUIT:
-            self.phase = Phase.CLOSED
-        if code == 421:
-            # RFC 5321 section 3.8: the server is closing the channel.
-            self.phase = Phase.CLOSED
+        elif kind is _EHLO:
+            if code == 250:
+                self.server.record_ehlo(reply)
+        elif kind is _HELO:
+            if code == 250:
+                self.server.last_helo_response = reply
+        elif kind is _GREETING:
+            if code == 220 and phase is _P_GREETING:
+                self.phase = _P_READY
+        elif kind is _AUTH:
+            if code != 334 and phase is _P_AUTH:
+                self.phase = _P_READY
+        elif kind is _STARTTLS:
+            if code != 220 and phase is _P_STARTTLS:
+                self.phase = _P_READY
+        elif kind is _QUIT:
+            self.phase = _P_CLOSED
         return kind
 
     @staticmethod

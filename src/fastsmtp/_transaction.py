@@ -49,6 +49,7 @@ MessageSource = str | bytes | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes]
 CHUNK_SIZE = 256 * 1024
 
 DATA = b"DATA\r\n"
+_MAIL, _RCPT, _DATA = Kind.MAIL, Kind.RCPT, Kind.DATA
 
 
 class MailTransaction:
@@ -82,9 +83,9 @@ class MailTransaction:
         with_data = data and bool(recipients)
         self.commands: list[bytes] = [mail, *rcpts, *([DATA] if with_data else [])]
         self.kinds: tuple[Kind, ...] = (
-            Kind.MAIL,
-            *([Kind.RCPT] * len(rcpts)),
-            *((Kind.DATA,) if with_data else ()),
+            (_MAIL, *((_RCPT,) * len(rcpts)), _DATA)
+            if with_data
+            else (_MAIL, *((_RCPT,) * len(rcpts)))
         )
         self.refused: dict[str, SMTPResponse] = {}
         self._errors: list[SMTPRecipientRefused] = []

@@ -126,6 +126,7 @@ class SMTPProtocol(asyncio.Protocol):
         parser = self._parser
         parser.feed(data)
         outstanding = self._outstanding
+        received = self.session.received
         debug = log.isEnabledFor(logging.DEBUG)
         while True:
             try:
@@ -140,7 +141,7 @@ class SMTPProtocol(asyncio.Protocol):
                 self._unsolicited(reply)
                 return
             batch = outstanding[0]
-            self.session.received(reply)
+            received(reply)
             if debug:
                 log.debug("<< %s", "[redacted]" if batch.redact else reply)
             batch.replies.append(reply)

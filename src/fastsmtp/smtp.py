@@ -812,7 +812,8 @@ class SMTP:
         envelope = Envelope(sender, recipients, mail_options, rcpt_options)
         check_source(message)
         async with self._sendmail_lock:
-            await self._greet_if_needed()
+            if not self._server().greeted:  # (checked here: no coroutine when greeted)
+                await self._ehlo_or_helo_if_needed()
             protocol = self._live()
             try:
                 return await transact(

@@ -80,6 +80,14 @@ async def test_size_only_when_known() -> None:
     assert b"MAIL FROM:<sender@example.com> size=%d\r\n" % (len(EXPECTED) - 1) in server.received
 
 
+async def test_a_size_the_caller_gave_is_announced_once() -> None:
+    # RFC 1870: one SIZE parameter. The caller's own SIZE= (in mail_options) wins; the
+    # client adds none of its own beside it.
+    server, _ = await _sendmail(JOINED, mail_options=["SIZE=999"])
+    mail = [line for line in server.received.split(b"\r\n") if line.startswith(b"MAIL")]
+    assert mail == [b"MAIL FROM:<sender@example.com> SIZE=999"]
+
+
 async def test_progress_reports_every_chunk() -> None:
     calls: list[tuple[int, int | None]] = []
     big = b"line of text\r\n" * 50_000  # 700 KB: three 256 KiB pieces

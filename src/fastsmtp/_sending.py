@@ -151,18 +151,21 @@ class Envelope:
     ) -> None:
         self.sender = sender
         self.recipients = [recipients] if isinstance(recipients, str) else list(recipients)
-        self.mail_options = list(mail_options) if mail_options is not None else []
-        rcpt_opts = tuple(rcpt_options) if rcpt_options is not None else ()
-        self.encoding = "ascii"
+        self.encoding = encoding = "ascii"
         self.binary = False
-        for option in self.mail_options:
-            if option.lower() == "smtputf8":
-                self.encoding = "utf-8"
-            elif option.upper() == "BODY=BINARYMIME":
-                self.binary = True
+        if mail_options:
+            self.mail_options = options = list(mail_options)
+            for option in options:
+                if option.lower() == "smtputf8":
+                    self.encoding = encoding = "utf-8"
+                elif option.upper() == "BODY=BINARYMIME":
+                    self.binary = True
+        else:
+            self.mail_options = options = []
+        rcpt_opts = tuple(rcpt_options) if rcpt_options else ()
         # Built (and so checked) now, before a byte is written.
-        self._mail = mail_line(sender, self.mail_options, self.encoding)
-        self.rcpt_lines = [rcpt_line(r, rcpt_opts, self.encoding) for r in self.recipients]
+        self._mail = mail_line(sender, options, encoding)
+        self.rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in self.recipients]
 
     def mail_line(self, size: int | None) -> bytes:
         """MAIL FROM with the options, and SIZE (RFC 1870) unless the caller gave one."""
@@ -342,12 +345,18 @@ async def _send_commands(
     """
     commands = transaction.commands
     kinds = transaction.kinds
-    step = len(commands) if pipelined else 1
-    for start in range(0, len(commands), step):
+    if pipelined:  # RFC 2920 section 3.1: the whole group in one write
+        replies, error = await protocol.exchange(b"".join(commands), kinds, timeout)
+        for reply in replies:
+            transaction.take(reply)
+        if error is not None:
+            transaction.check_open()
+            raise error
         transaction.check_open()
-        batch = commands[start : start + step]
-        data = batch[0] if step == 1 else b"".join(batch)
-        replies, error = await protocol.exchange(data, kinds[start : start + step], timeout)
+        return
+    for index, command in enumerate(commands):
+        transaction.check_open()
+        replies, error = await protocol.exchange(command, kinds[index : index + 1], timeout)
         for reply in replies:
             transaction.take(reply)
         if error is not None:

@@ -155,6 +155,15 @@ class TransactionPlan:
         self.announce_size = announce_size
 
 
+# Every plan there can be: a plan is never changed, so each is made once.
+_PLANS = {
+    (p, c, a): TransactionPlan(p, c, a)
+    for p in (False, True)
+    for c in (False, True)
+    for a in (False, True)
+}
+
+
 class SMTPSession:
     """The state of one SMTP connection and the judge of every reply. No I/O."""
 
@@ -170,7 +179,7 @@ class SMTPSession:
     )
 
     def __init__(self) -> None:
-        self.phase = Phase.GREETING
+        self.phase = _P_GREETING
         # The greeting is the first reply the server owes (RFC 5321 section 3.1).
         self.owed: collections.deque[Kind] = collections.deque((Kind.GREETING,))
         # Commands written and replies taken since the connection opened: a caller's
@@ -181,7 +190,7 @@ class SMTPSession:
         # The MAIL of the open transaction was refused: the server has no transaction.
         self._mail_refused = False
         # The phase DATA was sent in (DATA without MAIL is refused and changes nothing).
-        self._before_data = Phase.READY
+        self._before_data = _P_READY
         #: The server answered a DATA body before its end was written (it gave up on
         #: the message); the wire is no longer in a known state.
         self.early_reply = False
@@ -193,6 +202,18 @@ class SMTPSession:
         if self.phase is _P_CLOSED:
             raise SMTPServerDisconnected("Connection lost")
         phase = self.phase
+        if kinds[0] is _MAIL:
+            # One transaction's commands (MailTransaction: MAIL, RCPT..., maybe DATA),
+            # pipelined or MAIL alone: only the ends can change the phase.
+            self._mail_refused = False
+            if kinds[-1] is _DATA:
+                self._before_data = _P_TRANSACTION
+                self.phase = _P_DATA_SENT
+            else:
+                self.phase = _P_TRANSACTION
+            self.owed.extend(kinds)
+            self.sent_count += len(kinds)
+            return
         for kind in kinds:
             if kind is _RCPT or kind is _COMMAND:
                 continue  # no change of phase
@@ -229,36 +250,36 @@ class SMTPSession:
 
     def body_ended(self) -> None:
         """The last byte of the DATA body (``CRLF.CRLF``) was written."""
-        if self.phase is Phase.BODY:
-            self.phase = Phase.READY
+        if self.phase is _P_BODY:
+            self.phase = _P_READY
 
     def bdat_sent(self, last: bool) -> None:
         """A BDAT command line was written; its chunk follows (RFC 3030 section 2)."""
         self._check_open()
-        self.phase = Phase.BODY
+        self.phase = _P_BODY
         self.owed.append(Kind.BDAT_LAST if last else Kind.BDAT)
         self.sent_count += 1
 
     def chunk_written(self, last: bool) -> None:
         """The chunk announced by the last BDAT is written in full."""
-        if last and self.phase is Phase.BODY:
-            self.phase = Phase.READY
+        if last and self.phase is _P_BODY:
+            self.phase = _P_READY
 
     def bdat_stopped(self) -> None:
         """The client stopped a BDAT transfer after a refusal, every chunk announced
         written in full and every reply taken: the server is in command mode, with the
         transaction open (RFC 3030 section 2: RSET clears it)."""
-        if self.phase is Phase.BODY and not self.owed:
-            self.phase = Phase.TRANSACTION
+        if self.phase is _P_BODY and not self.owed:
+            self.phase = _P_TRANSACTION
 
     def tls_established(self) -> None:
         """The STARTTLS handshake is done: forget everything learnt before it."""
-        self.phase = Phase.READY
+        self.phase = _P_READY
         self.server = ServerState()
 
     def closed(self) -> None:
         """The connection is gone (lost, aborted or closed after QUIT)."""
-        self.phase = Phase.CLOSED
+        self.phase = _P_CLOSED
         self.owed.clear()
 
     # -- the reader's side ----------------------------------------------------------------
@@ -266,15 +287,27 @@ class SMTPSession:
     def received(self, reply: SMTPResponse) -> Kind:
         """Take the next reply owed; returns what it answers. The caller checks that a
         reply is owed (:meth:`unsolicited` says what to do otherwise)."""
-        kind = self.owed.popleft()
-        self.received_count += 1
-        code = reply.code
-        if code == 421:
-            # RFC 5321 section 3.8: the server is closing the channel.
-            self.phase = _P_CLOSED
-            return kind
-        if kind is _RCPT or kind is _COMMAND or kind is _BDAT or kind is _RSET:
-            return kind  # the hot path: nothing to record
+        kind = self.owed[0]
+        self.took([reply], 0)
+        return kind
+
+    def took(self, replies: list[SMTPResponse], start: int) -> None:
+        """Take ``replies[start:]``, the next replies owed, in order (the shell hands
+        over each write's replies as they arrive; one call for many RCPT replies)."""
+        owed = self.owed
+        popleft = owed.popleft
+        for index in range(start, len(replies)):
+            reply = replies[index]
+            kind = popleft()
+            code = reply.code
+            if code == 421:
+                # RFC 5321 section 3.8: the server is closing the channel.
+                self.phase = _P_CLOSED
+            elif not (kind is _RCPT or kind is _COMMAND or kind is _BDAT or kind is _RSET):
+                self._transition(kind, reply, code)  # (the others record nothing)
+        self.received_count += len(replies) - start
+
+    def _transition(self, kind: Kind, reply: SMTPResponse, code: int) -> None:
         phase = self.phase
         if kind is _MAIL:
             if code != 250:
@@ -310,7 +343,6 @@ class SMTPSession:
                 self.phase = _P_READY
         elif kind is _QUIT:
             self.phase = _P_CLOSED
-        return kind
 
     @staticmethod
     def unsolicited(reply: SMTPResponse | None) -> Exception:
@@ -335,14 +367,14 @@ class SMTPSession:
         why each case is what it is.
         """
         phase = self.phase
-        if phase is Phase.CLOSED:
+        if phase is _P_CLOSED:
             return Verdict.KEEP  # nothing left to protect
-        if phase in (Phase.BODY, Phase.DATA_SENT, Phase.AUTH, Phase.STARTTLS, Phase.QUIT):
+        if phase in (_P_BODY, _P_DATA_SENT, _P_AUTH, _P_STARTTLS, _P_QUIT):
             # The server reads a body, a SASL response or a TLS handshake (or may, once
             # its 354 arrives); a command written now would be read as one of those.
             return Verdict.ABORT
         owed_by_turn = self.sent_count > turn_start and self.received_count < self.sent_count
-        if phase is Phase.TRANSACTION and (owed_by_turn or not informed):
+        if phase is _P_TRANSACTION and (owed_by_turn or not informed):
             # MAIL/RCPT replies still on their way, or a caller cancelled after they
             # came but before it could act on them: whatever they said, RSET (RFC 5321
             # section 4.1.1.5) returns the server to a state the next caller knows.
@@ -366,26 +398,35 @@ class SMTPSession:
         never, True requires it (SMTPNotSupported otherwise). The message size is
         announced only when the server advertises SIZE (RFC 1870).
         """
-        server = self.server
-        if utf8 and not server.supports("smtputf8"):
+        return self._make_plan(self.server.extensions, utf8, binary, pipelining, chunking)
+
+    @staticmethod
+    def _make_plan(
+        extensions: dict[str, str],
+        utf8: bool,
+        binary: bool,
+        pipelining: bool | None,
+        chunking: bool | None,
+    ) -> TransactionPlan:
+        if utf8 and "smtputf8" not in extensions:
             raise SMTPNotSupported(SMTPUTF8_NOT_SUPPORTED)
-        advertised = server.supports("pipelining")
+        advertised = "pipelining" in extensions
         if pipelining and not advertised:
             raise SMTPNotSupported("PIPELINING is not supported by this server")
         pipelined = advertised and pipelining is not False
-        chunk_advertised = server.supports("chunking")
+        chunk_advertised = "chunking" in extensions
         if binary:
             # RFC 3030 section 3: a BINARYMIME body can only be sent with BDAT.
             if chunking is False:
                 raise ValueError("BODY=BINARYMIME needs BDAT, but chunking=False")
-            if not (chunk_advertised and server.supports("binarymime")):
+            if not (chunk_advertised and "binarymime" in extensions):
                 raise SMTPNotSupported("BINARYMIME is not supported by this server")
             chunked = True
         else:
             if chunking and not chunk_advertised:
                 raise SMTPNotSupported("CHUNKING is not supported by this server")
             chunked = chunk_advertised and chunking is not False
-        return TransactionPlan(pipelined, chunked, server.supports("size"))
+        return _PLANS[pipelined, chunked, "size" in extensions]
 
     def judge_final(self, reply: SMTPResponse) -> SMTPResponse:
         """The reply to a whole message (after ``CRLF.CRLF`` or BDAT LAST): 250, or
@@ -397,5 +438,5 @@ class SMTPSession:
     # -- internals ----------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self.phase is Phase.CLOSED:
+        if self.phase is _P_CLOSED:
             raise SMTPServerDisconnected("Connection lost")

@@ -55,12 +55,13 @@ log = logging.getLogger("fastsmtp")
 _QUIT_REPLY = SMTPResponse(221, "")
 _RSET = b"RSET\r\n"
 _RSET_KINDS = (Kind.RSET,)
+_QUIT = Kind.QUIT
 
 
 class _Batch:
     """Replies expected for one write, and the future that gets them."""
 
-    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies")
+    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies", "taken")
 
     def __init__(self, future: asyncio.Future[list[SMTPResponse]], expected: int) -> None:
         self.future = future
@@ -69,6 +70,7 @@ class _Batch:
         self.deadline: float | None = None
         self.redact = False
         self.quit = False
+        self.taken = 0  # replies already handed to the session
 
 
 def _fresh(exc: Exception) -> Exception:
@@ -126,12 +128,17 @@ class SMTPProtocol(asyncio.Protocol):
         parser = self._parser
         parser.feed(data)
         outstanding = self._outstanding
-        received = self.session.received
+        took = self.session.took
         debug = log.isEnabledFor(logging.DEBUG)
+        # The session takes each batch's replies in order: when the batch is complete,
+        # and what arrived of the first unfinished one before returning (``taken``).
+        batch: _Batch | None = None
         while True:
             try:
                 reply = parser.next_reply()
             except SMTPResponseException as exc:
+                if batch is not None:
+                    took(batch.replies, batch.taken)
                 self._abort(exc)
                 return
             if reply is NEED_DATA:
@@ -141,15 +148,21 @@ class SMTPProtocol(asyncio.Protocol):
                 self._unsolicited(reply)
                 return
             batch = outstanding[0]
-            received(reply)
             if debug:
                 log.debug("<< %s", "[redacted]" if batch.redact else reply)
-            batch.replies.append(reply)
-            if len(batch.replies) == batch.expected:
+            replies = batch.replies
+            replies.append(reply)
+            if len(replies) == batch.expected:
                 outstanding.popleft()
+                took(replies, batch.taken)
+                batch.taken = len(replies)
                 self._finish(batch)
+                batch = None
                 if self._closed:  # a 421: nothing after it is read
                     return
+        if batch is not None:
+            took(batch.replies, batch.taken)
+            batch.taken = len(batch.replies)
         if parser.pending and not outstanding:
             self._unsolicited(None)
 
@@ -446,7 +459,7 @@ class SMTPProtocol(asyncio.Protocol):
         self.session.sent(kinds)
         batch = _Batch(self._loop.create_future(), len(kinds))
         batch.redact = redact
-        if kinds[0] is Kind.QUIT:
+        if kinds[0] is _QUIT:
             batch.quit = True
         # Registered before the write, so a fast reply always finds its batch.
         self._outstanding.append(batch)

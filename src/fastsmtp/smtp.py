@@ -810,7 +810,8 @@ class SMTP:
         """
         # Every argument is checked before anything is written.
         envelope = Envelope(sender, recipients, mail_options, rcpt_options)
-        check_source(message)
+        if type(message) is not bytes:
+            check_source(message)
         async with self._sendmail_lock:
             if not self._server().greeted:  # (checked here: no coroutine when greeted)
                 await self._ehlo_or_helo_if_needed()

@@ -368,7 +368,8 @@ class SMTPSession:
         """
         phase = self.phase
         if phase is _P_CLOSED:
-            return Verdict.KEEP  # nothing left to protect
+            # The server said 421 (or the connection is gone): make sure it is closed.
+            return Verdict.ABORT
         if phase in (_P_BODY, _P_DATA_SENT, _P_AUTH, _P_STARTTLS, _P_QUIT):
             # The server reads a body, a SASL response or a TLS handshake (or may, once
             # its 354 arrives); a command written now would be read as one of those.

@@ -36,7 +36,7 @@ import ssl
 from collections.abc import AsyncGenerator, Callable
 from typing import cast
 
-from ._session import Kind, SMTPSession, Verdict
+from ._session import Kind, Phase, SMTPSession, Verdict
 from ._speedups import NEED_DATA, ReplyParser
 from ._turn import Turn
 from .errors import (
@@ -56,6 +56,7 @@ _QUIT_REPLY = SMTPResponse(221, "")
 _RSET = b"RSET\r\n"
 _RSET_KINDS = (Kind.RSET,)
 _QUIT = Kind.QUIT
+_CLOSED = Phase.CLOSED
 
 
 class _Batch:
@@ -515,8 +516,9 @@ class SMTPProtocol(asyncio.Protocol):
             waiter = self._drain_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-        if batch.replies and batch.replies[-1].code == 421:
-            # RFC 5321 section 3.8: the server is closing the channel.
+        if self.session.phase is _CLOSED and not batch.quit:
+            # A 421 anywhere in the batch (RFC 5321 section 3.8): the server is closing
+            # the channel. (After QUIT, quit() closes it cleanly.)
             self._close_transport()
 
     def _unsolicited(self, reply: SMTPResponse | None) -> None:

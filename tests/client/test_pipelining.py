@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import fastsmtp
-from tests._servers import GREETING, Expect, ExpectData, ScriptedServer, ehlo_reply, reply
+from tests._servers import GREETING, Expect, ExpectData, Hang, ScriptedServer, ehlo_reply, reply
 from tests.client.policy_server import CLOSE, Policy, PolicyServer
 
 SENDER = "sender@example.com"
@@ -289,3 +289,31 @@ async def test_lockstep_transactions_wait_for_the_final_reply() -> None:
     assert results[0].outcome_unknown is True
     assert sum(line.startswith(b"MAIL") for line in lines) == 1
 
+
+
+async def test_421_inside_a_pipelined_group_closes_even_if_the_server_does_not() -> None:
+    # RFC 5321 section 3.8: a 421 means the server is closing the channel. This one
+    # answers MAIL with 421 but keeps the connection open and answers the rest of the
+    # group: the client raises as lockstep would, sends nothing more (no RSET), and
+    # closes the connection itself.
+    script = [
+        GREETING,
+        Expect(b"EHLO"),
+        ehlo_reply("PIPELINING"),
+        Expect(b"MAIL FROM:<sender@example.com>"),
+        Expect(b"RCPT TO:<a@example.com>"),
+        Expect(b"DATA"),
+        reply("421 4.3.2 shutting down", "250 a ok", "503 5.5.1 no"),
+        Hang(),
+    ]
+    async with ScriptedServer(script) as server:
+        client = fastsmtp.SMTP(hostname="127.0.0.1", port=server.port, timeout=5)
+        await client.connect()
+        with pytest.raises(fastsmtp.SMTPSenderRefused) as info:
+            await client.sendmail(SENDER, ["a@example.com"], MESSAGE)
+        assert info.value.code == 421
+        assert not client.is_connected
+        conn = server.connections[0]
+        await asyncio.wait_for(conn.eof.wait(), 5)
+        client.close()
+    assert conn.lines[-1] == b"DATA\r\n"  # nothing after the group

@@ -330,7 +330,7 @@ def test_abandon_after_close_keeps(impl: ModuleType) -> None:
     wire = ready(impl)
     wire.session.sent((Kind.DATA,))
     wire.session.closed()
-    assert wire.session.abandon(0) is Verdict.KEEP
+    assert wire.session.abandon(0) is Verdict.ABORT  # closed stays closed
     assert not wire.session.owed
 
 

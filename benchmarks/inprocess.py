@@ -1,0 +1,137 @@
+"""Client CPU per message with no sockets: fastsmtp over an in-memory transport.
+
+Run it::
+
+    python benchmarks/inprocess.py sendmail            # 1 KiB, one recipient
+    python benchmarks/inprocess.py rcpt100 --messages 2000
+    python benchmarks/inprocess.py send_message
+
+The "server" is a few lines that answer each command line at once (EHLO advertises
+PIPELINING and 8BITMIME) from ``loop.call_soon``; no kernel, no sink process, so what is
+measured is the client's own Python and C work per message, on asyncio's loop. That is
+the number to compare two versions of fastsmtp by (run it with each one's interpreter,
+alternately, a few times, and take the best of each): end-to-end runs on a shared 2-core
+machine swing by 20 % or more between runs of the same code. It says nothing about
+throughput against a real server; ``run.py`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from email.message import EmailMessage
+from typing import Any
+
+import fastsmtp
+
+
+class _MemoryTransport(asyncio.Transport):
+    """Answers every command line of the client at once, by the next loop iteration."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol) -> None:
+        super().__init__()
+        self._loop = loop
+        self._protocol = protocol
+        self._buffer = b""
+        self._in_data = False
+        self._closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 25), "sockname": ("127.0.0.1", 5555)}.get(
+            name, default
+        )
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._buffer += bytes(data)
+        out = []
+        while True:
+            if self._in_data:
+                end = self._buffer.find(b"\r\n.\r\n")
+                if end < 0:
+                    break
+                self._buffer = self._buffer[end + 5 :]
+                self._in_data = False
+                out.append(b"250 ok queued\r\n")
+                continue
+            end = self._buffer.find(b"\r\n")
+            if end < 0:
+                break
+            line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                out.append(b"250-memory\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                out.append(b"354 go ahead\r\n")
+                self._in_data = True
+            elif verb == b"QUIT":
+                out.append(b"221 bye\r\n")
+            else:
+                out.append(b"250 ok\r\n")
+        if out:
+            self._loop.call_soon(self._protocol.data_received, b"".join(out))
+
+
+async def _connect_in_memory(factory: Any, *args: Any, **kwargs: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    protocol = factory()
+    transport = _MemoryTransport(loop, protocol)
+    protocol.connection_made(transport)
+    loop.call_soon(protocol.data_received, b"220 memory ESMTP\r\n")
+    return transport, protocol
+
+
+async def _run(scenario: str, messages: int) -> float:
+    loop = asyncio.get_running_loop()
+    loop.create_connection = _connect_in_memory  # type: ignore[method-assign]
+    body = b"Subject: s\r\n\r\n" + b"z" * 1000 + b"\r\n"
+    recipients = [f"r{i}@example.com" for i in range(100 if scenario == "rcpt100" else 1)]
+    email = EmailMessage()
+    email["From"] = "a@example.com"
+    email["To"] = "r@example.com"
+    email["Subject"] = "hi"
+    email.set_content("z" * 1000)
+    client = fastsmtp.SMTP(hostname="127.0.0.1", port=25, local_hostname="me.example.com")
+    await client.connect()
+    for _ in range(200):  # warm up
+        await client.sendmail("a@example.com", recipients, body)
+    start = time.process_time()
+    if scenario == "send_message":
+        for _ in range(messages):
+            await client.send_message(email)
+    else:
+        for _ in range(messages):
+            await client.sendmail("a@example.com", recipients, body)
+    elapsed = time.process_time() - start
+    client.close()
+    return elapsed / messages * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("scenario", choices=["sendmail", "rcpt100", "send_message"])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5, help="best of N (default 5)")
+    args = parser.parse_args()
+    if not 1 <= args.messages <= 1_000_000 or not 1 <= args.repeat <= 50:
+        parser.error("--messages 1..1000000, --repeat 1..50")
+    best = min(asyncio.run(_run(args.scenario, args.messages)) for _ in range(args.repeat))
+    print(f"{args.scenario}: {best:.1f} us of client CPU per message (best of {args.repeat})")
+
+
+if __name__ == "__main__":
+    main()

@@ -248,6 +248,17 @@ class SMTPSession:
         self.owed.append(Kind.END)
         self.sent_count += 1
 
+    def body_sent(self) -> None:
+        """A whole DATA body, ``CRLF.CRLF`` included, was written in one write
+        (:meth:`body_started` and :meth:`body_ended` in one call)."""
+        if self.phase is _P_CLOSED:
+            raise SMTPServerDisconnected("Connection lost")
+        self.early_reply = False
+        self.owed.append(_END)
+        self.sent_count += 1
+        if self.phase is _P_BODY:
+            self.phase = _P_READY
+
     def body_ended(self) -> None:
         """The last byte of the DATA body (``CRLF.CRLF``) was written."""
         if self.phase is _P_BODY:
@@ -294,17 +305,17 @@ class SMTPSession:
     def took(self, replies: list[SMTPResponse], start: int) -> None:
         """Take ``replies[start:]``, the next replies owed, in order (the shell hands
         over each write's replies as they arrive; one call for many RCPT replies)."""
-        owed = self.owed
-        popleft = owed.popleft
-        for index in range(start, len(replies)):
-            reply = replies[index]
+        popleft = self.owed.popleft
+        for reply in replies if start == 0 else replies[start:]:
             kind = popleft()
             code = reply.code
             if code == 421:
                 # RFC 5321 section 3.8: the server is closing the channel.
                 self.phase = _P_CLOSED
-            elif not (kind is _RCPT or kind is _COMMAND or kind is _BDAT or kind is _RSET):
-                self._transition(kind, reply, code)  # (the others record nothing)
+            elif kind is _RCPT or (code == 250 and kind is _MAIL):
+                pass  # the usual replies record nothing
+            elif not (kind is _COMMAND or kind is _BDAT or kind is _RSET):
+                self._transition(kind, reply, code)
         self.received_count += len(replies) - start
 
     def _transition(self, kind: Kind, reply: SMTPResponse, code: int) -> None:

@@ -50,6 +50,8 @@ CHUNK_SIZE = 256 * 1024
 
 DATA = b"DATA\r\n"
 _MAIL, _RCPT, _DATA = Kind.MAIL, Kind.RCPT, Kind.DATA
+# What the replies of a group of MAIL, n RCPT (and DATA) answer, by (n, with DATA).
+_GROUPS: dict[tuple[int, bool], tuple[Kind, ...]] = {}
 
 
 class MailTransaction:
@@ -82,11 +84,12 @@ class MailTransaction:
         # after MAIL (as lockstep does), so DATA is never queued.
         with_data = data and bool(recipients)
         self.commands: list[bytes] = [mail, *rcpts, *([DATA] if with_data else [])]
-        self.kinds: tuple[Kind, ...] = (
-            (_MAIL, *((_RCPT,) * len(rcpts)), _DATA)
-            if with_data
-            else (_MAIL, *((_RCPT,) * len(rcpts)))
-        )
+        kinds = _GROUPS.get((len(rcpts), with_data))
+        if kinds is None:
+            kinds = (_MAIL, *((_RCPT,) * len(rcpts)), *((_DATA,) if with_data else ()))
+            if len(rcpts) <= 16:  # the shapes most messages have, made once
+                _GROUPS[len(rcpts), with_data] = kinds
+        self.kinds: tuple[Kind, ...] = kinds
         self.refused: dict[str, SMTPResponse] = {}
         self._errors: list[SMTPRecipientRefused] = []
         self._next = 0

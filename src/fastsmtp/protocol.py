@@ -275,20 +275,21 @@ class SMTPProtocol(asyncio.Protocol):
         """
         self._raise_if_unusable()
         session = self.session
-        session.body_started()
         batch = _Batch(self._loop.create_future(), 1)
-        # Registered before the first byte: an early reply always finds its batch.
-        self._outstanding.append(batch)
         sent = 0
         if isinstance(body, bytes):
             # A whole body is small (a larger message comes as a stream of pieces, so
             # the no-progress timer and the write buffer stay bounded): one write.
+            session.body_sent()
+            self._outstanding.append(batch)
             sent = len(body)
             self._transport_write(body)
-            session.body_ended()
             if self._paused:
                 await self.drain(idle_timeout)
         else:
+            session.body_started()
+            # Registered before the first byte: an early reply always finds its batch.
+            self._outstanding.append(batch)
             async with contextlib.aclosing(body):
                 async for chunk in body:
                     if batch.future.done():

@@ -31,7 +31,7 @@ from typing import Any
 
 from ._commands import mail_line, message_size, rcpt_line
 from ._options import ConnectionOptions
-from ._session import Kind, ServerState
+from ._session import Kind, Phase, ServerState
 from ._speedups import DataEncoder
 from ._transaction import CHUNK_SIZE, DATA, LineEndings, MailTransaction, MessageSource
 from .email import (
@@ -43,6 +43,7 @@ from .email import (
 )
 from .errors import (
     SMTPDataError,
+    SMTPException,
     SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
@@ -71,6 +72,7 @@ ProgressCallback = Callable[[int, "int | None"], object]
 _DATA_KINDS = (Kind.DATA,)
 _RSET = b"RSET\r\n"
 _RSET_KINDS = (Kind.RSET,)
+_COMMAND_MODE = (Phase.READY, Phase.TRANSACTION)
 _BDAT = b"BDAT %d\r\n"
 _BDAT_LAST = b"BDAT %d LAST\r\n"
 
@@ -105,43 +107,26 @@ class Submission:
         protocol = self._protocol
         future = self._future
         assert future is not None
-        # (final_reply(), inlined: one coroutine less per pipelined message)
         try:
             response = (await future)[0]
-        except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
-            exc.outcome_unknown = True
-            protocol.abort()
-            raise
-        except SMTPResponseException as exc:
-            if exc.code == -1:
-                exc.outcome_unknown = True
+        except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as exc:
+            _final_failure(exc)
             protocol.abort()
             raise
         self._response = response = protocol.session.judge_final(response)
         return response
 
 
-async def final_reply(
-    protocol: SMTPProtocol, future: asyncio.Future[list[SMTPResponse]]
-) -> SMTPResponse:
-    """The reply to a complete message: 250, or SMTPDataError (a 421 also closes).
+def _final_failure(exc: SMTPException) -> None:
+    """Mark an error met waiting for the reply to a complete message.
 
     security.md section 10: once the end of the message is on its way, the server may
-    have accepted it even if its reply never arrives, so such an error says so. Each
-    waiter has its own exception object, so the mark stays on this message.
+    have accepted it even if its reply never arrives, so such an error says so (a reply
+    that could not be parsed, code -1, says nothing either). Each waiter has its own
+    exception object, so the mark stays on this message.
     """
-    try:
-        response = (await future)[0]
-    except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
+    if not isinstance(exc, SMTPResponseException) or exc.code == -1:
         exc.outcome_unknown = True
-        protocol.abort()
-        raise
-    except SMTPResponseException as exc:
-        if exc.code == -1:  # a reply that could not be parsed says nothing either
-            exc.outcome_unknown = True
-        protocol.abort()
-        raise
-    return protocol.session.judge_final(response)
 
 
 class Envelope:
@@ -305,8 +290,9 @@ async def transact(
             future = await protocol.write_body(body, timeout, options.upload_timeout(timeout))
             if pipelined:
                 return Submission(transaction.refused, protocol, future)
-            reply = await final_reply(protocol, future)
-            return Submission(transaction.refused, protocol, None, reply)
+            submission = Submission(transaction.refused, protocol, future)
+            await submission.reply()  # lockstep: the final reply comes within the turn
+            return submission
         except (SMTPResponseException, SMTPRecipientsRefused):
             # aiosmtplib's sendmail sends RSET after a refusal; here it is sent in the
             # same turn, so no other caller's command can come first.
@@ -333,7 +319,7 @@ async def send_data(
         future = await protocol.write_body(
             _dot_stuffed(chunks, progress, total), timeout, options.upload_timeout(timeout)
         )
-        return await final_reply(protocol, future)
+        return await Submission({}, protocol, future).reply()
 
 
 async def reset_quietly(protocol: SMTPProtocol, timeout: float | None) -> None:
@@ -342,7 +328,7 @@ async def reset_quietly(protocol: SMTPProtocol, timeout: float | None) -> None:
     The caller holds the turn. After a 354 that answered a failed transaction (or in
     the middle of a body) nothing is sent: leaving the turn aborts the connection.
     """
-    if not protocol.is_connected or protocol.session.phase.name not in ("READY", "TRANSACTION"):
+    if not protocol.is_connected or protocol.session.phase not in _COMMAND_MODE:
         return
     await protocol.exchange(_RSET, _RSET_KINDS, timeout)
 
@@ -403,20 +389,12 @@ async def _send_bdat(
         nonlocal failure, final
         while outstanding and (wait or outstanding[0].done()):
             future = outstanding.popleft()
-            if future is last_future:
-                # The reply to LAST decides the message: a failure waiting for it
-                # leaves the outcome unknown.
-                try:
-                    reply = (await future)[0]
-                except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
-                    exc.outcome_unknown = True
-                    raise
-                except SMTPResponseException as exc:
-                    if exc.code == -1:
-                        exc.outcome_unknown = True
-                    raise
-            else:
+            try:
                 reply = (await future)[0]
+            except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as exc:
+                if future is last_future:  # the reply to LAST decides the message
+                    _final_failure(exc)
+                raise
             final = reply
             if reply.code != 250 and failure is None:
                 failure = reply

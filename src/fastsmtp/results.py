@@ -86,7 +86,8 @@ class SendResult:
     accepted: list[str] = field(default_factory=list)
     #: Refused recipients, each with the last reply refusing it.
     refused: dict[str, RecipientRefusal] = field(default_factory=dict)
-    #: The final reply of the last transaction that got one (250 when sent), or the
+    #: The 250 of the last attempt that delivered to anyone (a later failed retry for
+    #: other recipients does not replace it); for a message delivered to nobody, the
     #: reply carried by the exception that ended the last attempt.
     reply: SMTPResponse | None = None
     #: Transactions attempted (0 when the message never reached a connection).

@@ -113,7 +113,9 @@ class Submission:
             _final_failure(exc)
             protocol.abort()
             raise
-        self._response = response = protocol.session.judge_final(response)
+        if response.code != 250:
+            protocol.session.judge_final(response)  # raises SMTPDataError
+        self._response = response
         return response
 
 
@@ -133,10 +135,10 @@ class Envelope:
     """MAIL and RCPT lines of one message, checked before anything is written."""
 
     __slots__ = (
-        "_mail",
         "binary",
         "encoding",
         "mail_options",
+        "plain_mail",
         "rcpt_lines",
         "recipients",
         "sender",
@@ -163,15 +165,20 @@ class Envelope:
         else:
             self.mail_options = options = []
         rcpt_opts = tuple(rcpt_options) if rcpt_options else ()
-        # Built (and so checked) now, before a byte is written.
-        self._mail = mail_line(sender, options, encoding)
-        self.rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in self.recipients]
+        #: MAIL FROM with the caller's options; built (and so checked) now, before a
+        #: byte is written.
+        self.plain_mail = mail_line(sender, options, encoding)
+        recipients = self.recipients
+        if len(recipients) == 1:  # (most messages: no comprehension frame)
+            self.rcpt_lines = [rcpt_line(recipients[0], rcpt_opts, encoding)]
+        else:
+            self.rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipients]
 
     def mail_line(self, size: int | None) -> bytes:
         """MAIL FROM with the options, and SIZE (RFC 1870) unless the caller gave one."""
         options = self.mail_options
         if size is None or any(o[:5].lower() == "size=" for o in options):
-            return self._mail
+            return self.plain_mail
         return mail_line(self.sender, [f"size={size}", *options], self.encoding)
 
 
@@ -248,10 +255,7 @@ async def transact(
             message = bytes(message)
     binary = envelope.binary
     plan = session.plan(
-        utf8=envelope.encoding != "ascii",
-        binary=binary,
-        pipelining=options.pipelining,
-        chunking=options.chunking,
+        envelope.encoding != "ascii", binary, options.pipelining, options.chunking
     )
     chunked = plan.chunked
     body: bytes | AsyncGenerator[bytes, None] = b""
@@ -276,7 +280,7 @@ async def transact(
             bdat = _bdat_chunks(chunks, None if binary else LineEndings(), progress, total)
         else:
             body = _dot_stuffed(chunks, progress, total)
-    mail = envelope.mail_line(size if plan.announce_size else None)
+    mail = envelope.mail_line(size) if plan.announce_size else envelope.plain_mail
     transaction = MailTransaction(
         envelope.sender, envelope.recipients, mail, envelope.rcpt_lines, data=not chunked
     )
@@ -287,7 +291,8 @@ async def transact(
             if bdat is not None:
                 reply = await _send_bdat(protocol, bdat, pipelined, timeout)
                 return Submission(transaction.refused, protocol, None, reply)
-            future = await protocol.write_body(body, timeout, options.upload_timeout(timeout))
+            idle = options.upload_idle_timeout  # the no-progress limit while uploading
+            future = await protocol.write_body(body, timeout, timeout if idle is None else idle)
             if pipelined:
                 return Submission(transaction.refused, protocol, future)
             submission = Submission(transaction.refused, protocol, future)

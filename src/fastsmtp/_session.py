@@ -102,6 +102,7 @@ _GREETING, _COMMAND, _EHLO, _HELO = Kind.GREETING, Kind.COMMAND, Kind.EHLO, Kind
 _MAIL, _RCPT, _DATA, _END = Kind.MAIL, Kind.RCPT, Kind.DATA, Kind.END
 _BDAT, _BDAT_LAST, _AUTH, _STARTTLS = Kind.BDAT, Kind.BDAT_LAST, Kind.AUTH, Kind.STARTTLS
 _QUIT, _RSET = Kind.QUIT, Kind.RSET
+_END_WRITE, _BDAT_WRITE, _BDAT_LAST_WRITE = (_END,), (_BDAT,), (_BDAT_LAST,)
 _P_GREETING, _P_READY, _P_TRANSACTION = Phase.GREETING, Phase.READY, Phase.TRANSACTION
 _P_DATA_SENT, _P_BODY, _P_AUTH = Phase.DATA_SENT, Phase.BODY, Phase.AUTH
 _P_STARTTLS, _P_QUIT, _P_CLOSED = Phase.STARTTLS, Phase.QUIT, Phase.CLOSED
@@ -170,8 +171,9 @@ class SMTPSession:
     __slots__ = (
         "_before_data",
         "_mail_refused",
+        "_taken",
+        "_writes",
         "early_reply",
-        "owed",
         "phase",
         "received_count",
         "sent_count",
@@ -181,7 +183,11 @@ class SMTPSession:
     def __init__(self) -> None:
         self.phase = _P_GREETING
         # The greeting is the first reply the server owes (RFC 5321 section 3.1).
-        self.owed: collections.deque[Kind] = collections.deque((Kind.GREETING,))
+        # What each write's replies answer, one tuple per write, oldest first; the
+        # shell hands over each write's replies in order, and ``_taken`` of the oldest
+        # write's have been taken so far.
+        self._writes: collections.deque[tuple[Kind, ...]] = collections.deque(((_GREETING,),))
+        self._taken = 0
         # Commands written and replies taken since the connection opened: a caller's
         # turn owes replies exactly when received_count < sent_count after its writes.
         self.sent_count = 1
@@ -211,7 +217,7 @@ class SMTPSession:
                 self.phase = _P_DATA_SENT
             else:
                 self.phase = _P_TRANSACTION
-            self.owed.extend(kinds)
+            self._writes.append(kinds)
             self.sent_count += len(kinds)
             return
         for kind in kinds:
@@ -234,7 +240,7 @@ class SMTPSession:
             elif kind is _QUIT:
                 phase = _P_QUIT
         self.phase = phase
-        self.owed.extend(kinds)
+        self._writes.append(kinds)
         self.sent_count += len(kinds)
 
     def body_started(self) -> None:
@@ -245,7 +251,7 @@ class SMTPSession:
         """
         self._check_open()
         self.early_reply = False
-        self.owed.append(Kind.END)
+        self._writes.append(_END_WRITE)
         self.sent_count += 1
 
     def body_sent(self) -> None:
@@ -254,7 +260,7 @@ class SMTPSession:
         if self.phase is _P_CLOSED:
             raise SMTPServerDisconnected("Connection lost")
         self.early_reply = False
-        self.owed.append(_END)
+        self._writes.append(_END_WRITE)
         self.sent_count += 1
         if self.phase is _P_BODY:
             self.phase = _P_READY
@@ -268,7 +274,7 @@ class SMTPSession:
         """A BDAT command line was written; its chunk follows (RFC 3030 section 2)."""
         self._check_open()
         self.phase = _P_BODY
-        self.owed.append(Kind.BDAT_LAST if last else Kind.BDAT)
+        self._writes.append(_BDAT_LAST_WRITE if last else _BDAT_WRITE)
         self.sent_count += 1
 
     def chunk_written(self, last: bool) -> None:
@@ -280,7 +286,7 @@ class SMTPSession:
         """The client stopped a BDAT transfer after a refusal, every chunk announced
         written in full and every reply taken: the server is in command mode, with the
         transaction open (RFC 3030 section 2: RSET clears it)."""
-        if self.phase is _P_BODY and not self.owed:
+        if self.phase is _P_BODY and not self._writes:
             self.phase = _P_TRANSACTION
 
     def tls_established(self) -> None:
@@ -291,32 +297,74 @@ class SMTPSession:
     def closed(self) -> None:
         """The connection is gone (lost, aborted or closed after QUIT)."""
         self.phase = _P_CLOSED
-        self.owed.clear()
+        self._writes.clear()
+        self._taken = 0
 
     # -- the reader's side ----------------------------------------------------------------
+
+    @property
+    def owed(self) -> list[Kind]:
+        """What each reply still owed answers, in order."""
+        owed: list[Kind] = []
+        for index, kinds in enumerate(self._writes):
+            owed.extend(kinds[self._taken :] if index == 0 else kinds)
+        return owed
 
     def received(self, reply: SMTPResponse) -> Kind:
         """Take the next reply owed; returns what it answers. The caller checks that a
         reply is owed (:meth:`unsolicited` says what to do otherwise)."""
-        kind = self.owed[0]
-        self.took([reply], 0)
+        kind = self._writes[0][self._taken]
+        self.took([*([reply] * (self._taken + 1))], self._taken)
         return kind
 
     def took(self, replies: list[SMTPResponse], start: int) -> None:
-        """Take ``replies[start:]``, the next replies owed, in order (the shell hands
-        over each write's replies as they arrive; one call for many RCPT replies)."""
-        popleft = self.owed.popleft
-        for reply in replies if start == 0 else replies[start:]:
-            kind = popleft()
-            code = reply.code
-            if code == 421:
+        """Take ``replies[start:]``: more replies to the oldest write still owed, in
+        order (the shell hands over each write's replies as they arrive, ``start``
+        being how many of them it handed over before)."""
+        kinds = self._writes[0]
+        end = len(replies)
+        first = kinds[0]
+        if first is _MAIL or first is _COMMAND or first is _RSET:
+            # A transaction's group (MAIL, RCPT..., maybe DATA) or a plain command: only
+            # a 421 anywhere, a refused MAIL and the reply to DATA change anything.
+            if end - start > 8:  # (many RCPT replies: their codes scanned in one go)
+                closing = 421 in [reply.code for reply in replies[start:]]
+            else:
+                closing = False
+                for index in range(start, end):
+                    if replies[index].code == 421:
+                        closing = True
+                        break
+            if closing:
                 # RFC 5321 section 3.8: the server is closing the channel.
                 self.phase = _P_CLOSED
-            elif kind is _RCPT or (code == 250 and kind is _MAIL):
-                pass  # the usual replies record nothing
-            elif not (kind is _COMMAND or kind is _BDAT or kind is _RSET):
-                self._transition(kind, reply, code)
-        self.received_count += len(replies) - start
+            elif first is _MAIL:
+                if start == 0 and replies[0].code != 250:
+                    self._transition(_MAIL, replies[0], replies[0].code)
+                last = len(kinds) - 1
+                if end > last and kinds[last] is _DATA:
+                    self._transition(_DATA, replies[last], replies[last].code)
+        elif end == 1:  # a write of one command (or a body) and its one reply
+            reply = replies[0]
+            code = reply.code
+            if code == 421:
+                self.phase = _P_CLOSED  # RFC 5321 section 3.8
+            else:
+                self._transition(first, reply, code)
+        else:
+            for index in range(start, end):
+                reply = replies[index]
+                code = reply.code
+                if code == 421:
+                    self.phase = _P_CLOSED  # RFC 5321 section 3.8
+                else:
+                    self._transition(kinds[index], reply, code)
+        self.received_count += end - start
+        if end == len(kinds):
+            self._writes.popleft()
+            self._taken = 0
+        else:
+            self._taken = end
 
     def _transition(self, kind: Kind, reply: SMTPResponse, code: int) -> None:
         phase = self.phase
@@ -398,7 +446,6 @@ class SMTPSession:
 
     def plan(
         self,
-        *,
         utf8: bool,
         binary: bool,
         pipelining: bool | None,
@@ -410,16 +457,7 @@ class SMTPSession:
         never, True requires it (SMTPNotSupported otherwise). The message size is
         announced only when the server advertises SIZE (RFC 1870).
         """
-        return self._make_plan(self.server.extensions, utf8, binary, pipelining, chunking)
-
-    @staticmethod
-    def _make_plan(
-        extensions: dict[str, str],
-        utf8: bool,
-        binary: bool,
-        pipelining: bool | None,
-        chunking: bool | None,
-    ) -> TransactionPlan:
+        extensions = self.server.extensions
         if utf8 and "smtputf8" not in extensions:
             raise SMTPNotSupported(SMTPUTF8_NOT_SUPPORTED)
         advertised = "pipelining" in extensions

@@ -812,17 +812,19 @@ class SMTP:
         envelope = Envelope(sender, recipients, mail_options, rcpt_options)
         if type(message) is not bytes:
             check_source(message)
+        options = self._options
         async with self._sendmail_lock:
-            if not self._server().greeted:  # (checked here: no coroutine when greeted)
-                await self._ehlo_or_helo_if_needed()
-            protocol = self._live()
+            protocol = self._protocol
+            if protocol is None or not protocol.session.server.greeted:
+                await self._ehlo_or_helo_if_needed()  # (no coroutine when greeted)
+                protocol = self._live()
             try:
                 return await transact(
                     protocol,
-                    self._options,
+                    options,
                     envelope,
                     message,
-                    timeout=self._options.timeout_or(timeout),
+                    timeout=options.timeout if timeout is _default else timeout,
                     size=size,
                     progress=progress,
                 )

@@ -428,3 +428,31 @@ async def test_stalled_upload_really_closes_socket() -> None:
             client.close()
             server.resume.set()
         await bounded(server.conn.eof.wait(), 5)
+
+
+async def test_old_final_reply_awaited_after_reconnect_leaves_the_new_connection() -> None:
+    """The same as above, with the old message's final reply awaited only after the
+    reconnect (as the pool does: the message is handed over, the reply awaited later).
+    The failure belongs to connection 1; connection 2 stays open and in step."""
+    async with CancelServer() as server:
+        client = client_for(server)
+        try:
+            await bounded(client.connect())
+            hold = server.hold("END")
+            _, data = message()
+            submission = await bounded(client._submit(SENDER, ["r@cancel.test"], data))
+            await bounded(hold.reached.wait())
+            client.close()
+            await bounded(client.connect())
+            with pytest.raises(fastsmtp.SMTPServerDisconnected) as info:
+                await bounded(submission.reply())
+            assert info.value.outcome_unknown
+            assert client.is_connected, "the old message's failure closed the new connection"
+            reply = await bounded(client.noop())
+            assert "NOOP#" in reply.message
+        finally:
+            server.release_all()
+            client.close()
+        assert len(server.conns) == 2
+        assert server.violations == []
+    await assert_no_tasks_left()

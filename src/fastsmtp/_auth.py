@@ -2,9 +2,10 @@
 
 A mechanism (RFC 4422) is sans-I/O: :meth:`Mechanism.start` gives the AUTH line (with an
 initial response where the mechanism has one) and :meth:`Mechanism.answer` the client's
-response to each 334 challenge. :func:`authenticate` runs the whole exchange in one turn of
-the connection, so no other caller's command can land inside it, and never logs a line of
-it in the clear.
+response to each 334 challenge. :func:`authenticate` runs the whole exchange; its caller
+holds the connection's turn, so no other caller's command can land inside it. Every line
+goes through the client's ``execute_command`` and is never logged in the clear (the
+session knows an AUTH exchange is under way).
 
 Credentials never leave the machine in the clear: every exchange is refused before its
 AUTH line is written unless the channel is TLS, a Unix socket or loopback, or the caller
@@ -13,9 +14,9 @@ opted in with ``allow_insecure_auth=True`` (security.md section 3).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
-from ._session import Kind
 from ._speedups import (
     auth_crammd5_verify,
     auth_login_encode,
@@ -23,7 +24,6 @@ from ._speedups import (
     auth_xoauth2_encode,
 )
 from .errors import SMTPAuthenticationError
-from .protocol import SMTPProtocol
 from .response import SMTPResponse
 
 __all__ = (
@@ -38,8 +38,6 @@ __all__ = (
 
 #: RFC 4954 section 4: a client answers a challenge with "*" to cancel the exchange.
 CANCEL = b"*"
-_CRLF = b"\r\n"
-_AUTH = (Kind.AUTH,)
 
 
 class Mechanism:
@@ -149,31 +147,24 @@ class XOAuth2(Mechanism):
 
 
 async def authenticate(
-    protocol: SMTPProtocol, mechanism: Mechanism, timeout: float | None
+    mechanism: Mechanism, send: Callable[[bytes], Awaitable[SMTPResponse]]
 ) -> SMTPResponse:
-    """Run ``mechanism`` to its end in one turn; returns the 235 reply, else raises
-    SMTPAuthenticationError (after cancelling the exchange where it must)."""
-    async with protocol.turn:
-        reply = await _step(protocol, mechanism.start(), timeout)
-        expected = mechanism.first_expected
-        if expected is not None and reply.code != expected:
-            raise SMTPAuthenticationError(reply.code, reply.message)
-        while reply.code == 334:
-            line = mechanism.answer(reply)
-            if line is None:
-                break
-            reply = await _step(protocol, line, timeout)
-            if line is CANCEL and mechanism.error is not None:
-                raise mechanism.error
-        if reply.code != 235:
-            # A 334 left unanswered keeps the server in the exchange: leaving the turn
-            # in that phase aborts the connection (the session's rule).
-            raise SMTPAuthenticationError(reply.code, reply.message)
-        return reply
-
-
-async def _step(protocol: SMTPProtocol, line: bytes, timeout: float | None) -> SMTPResponse:
-    replies, error = await protocol.exchange(line + _CRLF, _AUTH, timeout, redact=True)
-    if error is not None:
-        raise error
-    return replies[0]
+    """Run ``mechanism`` to its end; returns the 235 reply, else raises
+    SMTPAuthenticationError. ``send(line)`` writes one line (without CRLF) and returns its
+    reply; the caller holds the connection's turn for the whole exchange."""
+    reply = await send(mechanism.start())
+    expected = mechanism.first_expected
+    if expected is not None and reply.code != expected:
+        raise SMTPAuthenticationError(reply.code, reply.message)
+    while reply.code == 334:
+        line = mechanism.answer(reply)
+        if line is None:
+            break
+        reply = await send(line)
+        if line is CANCEL and mechanism.error is not None:
+            raise mechanism.error
+    if reply.code != 235:
+        # A 334 left unanswered keeps the server in the exchange: leaving the turn
+        # in that phase aborts the connection (the session's rule).
+        raise SMTPAuthenticationError(reply.code, reply.message)
+    return reply

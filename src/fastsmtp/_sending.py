@@ -22,6 +22,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Sequence,
@@ -31,9 +32,9 @@ from typing import Any
 
 from ._commands import mail_line, message_size, rcpt_line
 from ._options import ConnectionOptions
-from ._session import Kind, Phase, ServerState
+from ._session import Phase, ServerState
 from ._speedups import DataEncoder
-from ._transaction import CHUNK_SIZE, DATA, LineEndings, MailTransaction, MessageSource
+from ._transaction import CHUNK_SIZE, LineEndings, MailTransaction, MessageSource
 from .email import (
     check_header_block,
     check_message_headers,
@@ -55,6 +56,7 @@ from .response import SMTPResponse
 
 __all__ = (
     "Envelope",
+    "Execute",
     "ProgressCallback",
     "Submission",
     "check_source",
@@ -62,16 +64,18 @@ __all__ = (
     "message_envelope",
     "prepare_message",
     "reset_quietly",
-    "send_data",
+    "send_body",
     "transact",
 )
 
 #: ``progress(sent, total)``: message bytes sent so far, and the size if known.
 ProgressCallback = Callable[[int, "int | None"], object]
 
-_DATA_KINDS = (Kind.DATA,)
+#: The client's ``execute_command``: each command sent on its own goes through it, so a
+#: subclass that overrides it sees (and may answer) them.
+Execute = Callable[..., Awaitable[SMTPResponse]]
+
 _RSET = b"RSET\r\n"
-_RSET_KINDS = (Kind.RSET,)
 _COMMAND_MODE = (Phase.READY, Phase.TRANSACTION)
 _BDAT = b"BDAT %d\r\n"
 _BDAT_LAST = b"BDAT %d LAST\r\n"
@@ -245,8 +249,14 @@ async def transact(
     timeout: float | None,
     size: int | None,
     progress: ProgressCallback | None,
+    execute: Execute,
 ) -> Submission:
-    """Run one transaction up to the end of the message (see the module docstring)."""
+    """Run one transaction up to the end of the message (see the module docstring).
+
+    Lockstep commands and the RSET after a refusal go through ``execute``; a pipelined
+    group and BDAT chunks are written directly (one write for many commands, or a
+    command with its chunk, is not something ``execute_command`` can carry).
+    """
     session = protocol.session
     if type(message) is not bytes:
         if isinstance(message, str):
@@ -254,9 +264,7 @@ async def transact(
         elif isinstance(message, (bytearray, memoryview)):
             message = bytes(message)
     binary = envelope.binary
-    plan = session.plan(
-        envelope.encoding != "ascii", binary, options.pipelining, options.chunking
-    )
+    plan = session.plan(envelope.encoding != "ascii", binary, options.pipelining, options.chunking)
     chunked = plan.chunked
     body: bytes | AsyncGenerator[bytes, None] = b""
     bdat: AsyncGenerator[tuple[bytes, bool], None] | None = None
@@ -287,7 +295,7 @@ async def transact(
     pipelined = plan.pipelined
     async with protocol.turn:
         try:
-            await _send_commands(protocol, transaction, pipelined, timeout)
+            await _send_commands(protocol, transaction, pipelined, timeout, execute)
             if bdat is not None:
                 reply = await _send_bdat(protocol, bdat, pipelined, timeout)
                 return Submission(transaction.refused, protocol, None, reply)
@@ -301,33 +309,27 @@ async def transact(
         except (SMTPResponseException, SMTPRecipientsRefused):
             # aiosmtplib's sendmail sends RSET after a refusal; here it is sent in the
             # same turn, so no other caller's command can come first.
-            await reset_quietly(protocol, timeout)
+            await reset_quietly(protocol, timeout, execute)
             raise
 
 
-async def send_data(
+async def send_body(
     protocol: SMTPProtocol,
     options: ConnectionOptions,
     message: MessageSource,
     timeout: float | None,
     progress: ProgressCallback | None,
 ) -> SMTPResponse:
-    """DATA and the body (RFC 5321 section 4.1.1.4), for ``SMTP.data``."""
+    """The body after DATA's 354 (RFC 5321 section 4.1.1.4), for ``SMTP.data``; the
+    caller holds the turn. Returns the final reply (SMTPDataError unless 250)."""
     chunks, total = message_chunks(message)
-    async with protocol.turn:
-        replies, error = await protocol.exchange(DATA, _DATA_KINDS, timeout)
-        if error is not None:
-            raise error
-        start = replies[0]
-        if start.code != 354:
-            raise SMTPDataError(start.code, start.message)
-        future = await protocol.write_body(
-            _dot_stuffed(chunks, progress, total), timeout, options.upload_timeout(timeout)
-        )
-        return await Submission({}, protocol, future).reply()
+    future = await protocol.write_body(
+        _dot_stuffed(chunks, progress, total), timeout, options.upload_timeout(timeout)
+    )
+    return await Submission({}, protocol, future).reply()
 
 
-async def reset_quietly(protocol: SMTPProtocol, timeout: float | None) -> None:
+async def reset_quietly(protocol: SMTPProtocol, timeout: float | None, execute: Execute) -> None:
     """RSET after a failed transaction when the server reads commands; errors ignored.
 
     The caller holds the turn. After a 354 that answered a failed transaction (or in
@@ -335,7 +337,21 @@ async def reset_quietly(protocol: SMTPProtocol, timeout: float | None) -> None:
     """
     if not protocol.is_connected or protocol.session.phase not in _COMMAND_MODE:
         return
-    await protocol.exchange(_RSET, _RSET_KINDS, timeout)
+    with contextlib.suppress(SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException):
+        await _single(protocol, execute, _RSET, timeout)
+
+
+async def _single(
+    protocol: SMTPProtocol, execute: Execute, line: bytes, timeout: float | None
+) -> SMTPResponse:
+    """``line`` (checked, CRLF-terminated) through the client's ``execute_command``.
+
+    It sends on the client's current connection; the turn held is ``protocol``'s, which
+    is that connection for as long as it is open (the client replaces a connection only
+    after closing it), so a closed ``protocol`` stops here.
+    """
+    protocol.ensure_open()
+    return await execute(*line[:-2].split(b" "), timeout=timeout)
 
 
 async def _send_commands(
@@ -343,8 +359,10 @@ async def _send_commands(
     transaction: MailTransaction,
     pipelined: bool,
     timeout: float | None,
+    execute: Execute,
 ) -> None:
-    """MAIL, RCPT..., DATA: all in one batch when pipelined, else one at a time.
+    """MAIL, RCPT..., DATA: all in one batch when pipelined, else one at a time through
+    ``execute``.
 
     Either way every reply goes through ``transaction.take`` in command order, so both
     modes raise the same exception at the same point.
@@ -360,14 +378,14 @@ async def _send_commands(
             raise error
         transaction.check_open()
         return
-    for index, command in enumerate(commands):
+    for command in commands:
         transaction.check_open()
-        replies, error = await protocol.exchange(command, kinds[index : index + 1], timeout)
-        for reply in replies:
-            transaction.take(reply)
-        if error is not None:
+        try:
+            reply = await _single(protocol, execute, command, timeout)
+        except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException):
             transaction.check_open()
-            raise error
+            raise
+        transaction.take(reply)
     transaction.check_open()
 
 

@@ -43,6 +43,7 @@ import enum
 
 from .errors import (
     SMTPDataError,
+    SMTPException,
     SMTPNotSupported,
     SMTPResponseException,
     SMTPServerDisconnected,
@@ -102,6 +103,19 @@ _GREETING, _COMMAND, _EHLO, _HELO = Kind.GREETING, Kind.COMMAND, Kind.EHLO, Kind
 _MAIL, _RCPT, _DATA, _END = Kind.MAIL, Kind.RCPT, Kind.DATA, Kind.END
 _BDAT, _BDAT_LAST, _AUTH, _STARTTLS = Kind.BDAT, Kind.BDAT_LAST, Kind.AUTH, Kind.STARTTLS
 _QUIT, _RSET = Kind.QUIT, Kind.RSET
+# What a raw command's reply answers, by its verb (BDAT is not here: a BDAT chunk is not a
+# command line, so a raw BDAT is only a COMMAND to the session).
+_VERB_KINDS = {
+    b"EHLO": _EHLO,
+    b"HELO": _HELO,
+    b"MAIL": _MAIL,
+    b"RCPT": _RCPT,
+    b"DATA": _DATA,
+    b"RSET": _RSET,
+    b"QUIT": _QUIT,
+    b"STARTTLS": _STARTTLS,
+    b"AUTH": _AUTH,
+}
 _END_WRITE, _BDAT_WRITE, _BDAT_LAST_WRITE = (_END,), (_BDAT,), (_BDAT_LAST,)
 _P_GREETING, _P_READY, _P_TRANSACTION = Phase.GREETING, Phase.READY, Phase.TRANSACTION
 _P_DATA_SENT, _P_BODY, _P_AUTH = Phase.DATA_SENT, Phase.BODY, Phase.AUTH
@@ -249,7 +263,7 @@ class SMTPSession:
         Its final reply is owed from the first byte: a server that gives up on the
         message may answer before the end (see :attr:`early_reply`).
         """
-        self._check_open()
+        self._check_body()
         self.early_reply = False
         self._writes.append(_END_WRITE)
         self.sent_count += 1
@@ -257,8 +271,8 @@ class SMTPSession:
     def body_sent(self) -> None:
         """A whole DATA body, ``CRLF.CRLF`` included, was written in one write
         (:meth:`body_started` and :meth:`body_ended` in one call)."""
-        if self.phase is _P_CLOSED:
-            raise SMTPServerDisconnected("Connection lost")
+        if self.phase is not _P_BODY:
+            self._check_body()
         self.early_reply = False
         self._writes.append(_END_WRITE)
         self.sent_count += 1
@@ -444,6 +458,16 @@ class SMTPSession:
         # it knows about (aiosmtplib does not RSET after rcpt() either).
         return Verdict.KEEP
 
+    def kind_of(self, verb: bytes) -> Kind:
+        """What the reply to a command line starting with ``verb`` will answer.
+
+        In the middle of an AUTH exchange every line is a SASL response (RFC 4954
+        section 4), whatever it looks like.
+        """
+        if self.phase is _P_AUTH:
+            return _AUTH
+        return _VERB_KINDS.get(verb.upper(), _COMMAND)
+
     def plan(
         self,
         utf8: bool,
@@ -490,3 +514,14 @@ class SMTPSession:
     def _check_open(self) -> None:
         if self.phase is _P_CLOSED:
             raise SMTPServerDisconnected("Connection lost")
+
+    def _check_body(self) -> None:
+        # Only a 354 read from this connection lets a body go: a 354 made up elsewhere (a
+        # subclass's execute_command answering DATA itself) would put the body's lines in
+        # front of a server that reads them as commands.
+        self._check_open()
+        if self.phase is not _P_BODY:
+            raise SMTPException(
+                "The server has not answered DATA with 354 on this connection; "
+                "the message body was not sent"
+            )

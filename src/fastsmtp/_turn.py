@@ -9,6 +9,11 @@ A caller that leaves the turn with an exception of any kind, ``CancelledError`` 
 is reported to the connection (``on_abandon(turn_start, exc)``), which applies the session's one
 cancellation rule (:meth:`fastsmtp._session.SMTPSession.abandon`) before the next caller
 gets the turn.
+
+The turn is re-entrant for the task that holds it: an exchange of several commands (AUTH,
+STARTTLS and its handshake, DATA and its body) holds the turn and sends each command through
+the client's ``execute_command``, which takes the turn again. Only the outermost holder
+releases it or reports leaving early.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ("Turn",)
+
+_current_task = asyncio.current_task
 
 
 class _Counted(Protocol):
@@ -31,7 +38,16 @@ class Turn:
     One object per connection (no allocation per turn).
     """
 
-    __slots__ = ("_busy", "_loop", "_on_abandon", "_session", "_waiters", "start")
+    __slots__ = (
+        "_busy",
+        "_depth",
+        "_loop",
+        "_on_abandon",
+        "_owner",
+        "_session",
+        "_waiters",
+        "start",
+    )
 
     def __init__(
         self,
@@ -44,14 +60,21 @@ class Turn:
         self._on_abandon = on_abandon
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._busy = False
+        self._owner: asyncio.Task[object] | None = None  # the task holding the turn
+        self._depth = 0  # how many times the owner took it again
         #: The session's ``sent_count`` when the current turn began.
         self.start = 0
 
     async def __aenter__(self) -> None:
+        task = _current_task()
         if self._busy:
+            if task is self._owner and task is not None:
+                self._depth += 1
+                return
             await self.acquire()
         else:
             self._busy = True  # (acquire()'s fast path, without a second coroutine)
+        self._owner = task
         self.start = self._session.sent_count
 
     async def __aexit__(
@@ -60,6 +83,9 @@ class Turn:
         exc: BaseException | None,
         traceback: object,
     ) -> None:
+        if self._depth:
+            self._depth -= 1  # the outermost holder reports and releases
+            return
         try:
             if exc_type is not None:
                 self._on_abandon(self.start, exc)
@@ -84,6 +110,7 @@ class Turn:
 
     def release(self) -> None:
         """Hand the turn to the next waiting caller, or mark the connection idle."""
+        self._owner = None
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()

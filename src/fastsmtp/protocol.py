@@ -589,6 +589,10 @@ class SMTPProtocol(asyncio.Protocol):
         """True if ``transport`` is encrypted."""
         return transport.get_extra_info("sslcontext") is not None
 
+    def ensure_open(self) -> None:
+        """Raise SMTPServerDisconnected (saying why, where known) if the connection ended."""
+        self._raise_if_unusable()
+
     def _raise_if_unusable(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing() or self._closed:

@@ -1,16 +1,23 @@
 """The SMTP client: aiosmtplib's ``SMTP`` class, name for name, as a facade.
 
-``SMTP`` holds one :class:`~fastsmtp._options.ConnectionOptions` and, while connected, one
-:class:`~fastsmtp.protocol.SMTPProtocol` with its :class:`~fastsmtp._session.SMTPSession`.
-The work is done by the parts it is composed of: :mod:`fastsmtp._connector` opens
-connections, :mod:`fastsmtp._auth` runs SASL mechanisms, :mod:`fastsmtp._sending` runs mail
-transactions, :mod:`fastsmtp._commands` builds and checks command lines.
+``SMTP`` keeps aiosmtplib's public methods and what each command means (which codes are
+success, which exception a refusal raises). The work is done by the parts it is composed
+of: a :class:`~fastsmtp._link.Link` holds the options and the current connection (opened
+by :mod:`fastsmtp._connector`, one :class:`~fastsmtp.protocol.SMTPProtocol` with its
+:class:`~fastsmtp._session.SMTPSession`) and runs mail transactions
+(:mod:`fastsmtp._sending`); :mod:`fastsmtp._auth` has the SASL mechanisms;
+:mod:`fastsmtp._commands` builds and checks command lines.
+
+Every command sent on its own goes through :meth:`SMTP.execute_command`, as in
+aiosmtplib, so a subclass that overrides it sees and may answer each one: EHLO, HELO,
+HELP, NOOP, RSET, VRFY, EXPN, MAIL, RCPT, DATA, QUIT, STARTTLS, every AUTH line, and the
+commands of a lockstep ``sendmail``. A pipelined ``sendmail`` (one write for MAIL, every
+RCPT and DATA; RFC 2920) and BDAT chunks (RFC 3030) are written directly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 from collections.abc import Iterable, Sequence
@@ -19,8 +26,9 @@ from types import TracebackType
 from typing import Any
 
 from . import _connector
-from ._auth import CramMD5, Login, Mechanism, Plain, XOAuth2, authenticate
-from ._commands import command_line, mail_line, rcpt_line, validate_local_hostname, vrfy_line
+from ._auth import CramMD5, Login, Plain, XOAuth2
+from ._commands import mail_line, rcpt_line, vrfy_line
+from ._link import Link
 from ._options import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT  # public in aiosmtplib.smtp
 from ._options import (
     SMTP_PORT,
@@ -29,17 +37,10 @@ from ._options import (
     ConnectionOptions,
     OptionAttribute,
 )
-from ._sending import (
-    Envelope,
-    check_source,
-    message_envelope,
-    prepare_message,
-    send_data,
-    transact,
-)
 from ._sending import ProgressCallback as ProgressCallback
 from ._sending import Submission as Submission
-from ._session import SMTPUTF8_NOT_SUPPORTED, Kind, ServerState
+from ._sending import check_source
+from ._session import SMTPUTF8_NOT_SUPPORTED, ServerState
 from ._transaction import MessageSource
 from .errors import (
     SMTPAuthenticationError,
@@ -58,7 +59,10 @@ from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
 
-_RSET = b"RSET\r\n"
+
+def _args(line: bytes) -> tuple[bytes, ...]:
+    """A checked command line (with CRLF) as ``execute_command`` arguments."""
+    return tuple(line[:-2].split(b" "))
 
 
 class _ServerFact:
@@ -136,24 +140,15 @@ class SMTP:
         pipelining: bool | None = None,
         chunking: bool | None = False,
     ) -> None:
-        self._options = ConnectionOptions.from_arguments(locals())
-        self._protocol: SMTPProtocol | None = None
-        self._idle_server = ServerState()
+        self._options = options = ConnectionOptions.from_arguments(locals())
+        self._link = Link(options, self.execute_command, self._ehlo_or_helo_if_needed)
         self.loop: asyncio.AbstractEventLoop | None = None
-        # Why the last connection ended, kept as the cause of "Server not connected".
-        self._close_reason: Exception | None = None
-        self._locks_loop: asyncio.AbstractEventLoop | None = None
-        self._connect_lock = asyncio.Lock()
-        # EHLO-if-needed, planning and the commands of one sendmail, one caller at a time
-        # (the final reply of a pipelined message is awaited outside it).
-        self._sendmail_lock = asyncio.Lock()
 
     @classmethod
     def _from_options(cls, options: ConnectionOptions) -> SMTP:
         """A client with a copy of ``options`` (the pool's way to make connections)."""
-        client = cls.__new__(cls)
-        SMTP.__init__(client)
-        client._options = options.copy()
+        client = cls()
+        client._options = client._link.options = options.copy()
         return client
 
     # -- context manager ------------------------------------------------------------
@@ -186,12 +181,13 @@ class SMTP:
     @property
     def protocol(self) -> SMTPProtocol | None:
         """The protocol shell of the current connection, if any."""
-        return self._protocol
+        return self._link.protocol
 
     @property
     def transport(self) -> asyncio.BaseTransport | None:
         """The transport of the current connection, if any."""
-        return self._protocol.transport if self._protocol is not None else None
+        protocol = self._link.protocol
+        return protocol.transport if protocol is not None else None
 
     async def connect(
         self,
@@ -223,44 +219,24 @@ class SMTP:
         connect only). Returns the server's 220 greeting.
         """
         self._options.update(locals())
-        loop = asyncio.get_running_loop()
-        self.loop = loop
-        if self._locks_loop is not loop:
-            # asyncio locks bind to the loop that first waits on them; a client reused
-            # across loops (sendmail_sync) gets fresh ones.
-            if not self._connect_lock.locked():
-                self._connect_lock = asyncio.Lock()
-            self._sendmail_lock = asyncio.Lock()
-            self._locks_loop = loop
-        if self.is_connected:
-            raise SMTPException("SMTP instance is already connected")
-        self._close_reason = None
-        await self._connect_lock.acquire()
+        self.loop = asyncio.get_running_loop()
+        response = await self._link.open(self._options.timeout_or(timeout))
         try:
-            await _connector.local_hostname(self._options)
-            self._protocol, response = await _connector.open_channel(
-                self._options, self._options.timeout_or(timeout), self._forget
-            )
-            await self._maybe_start_tls_on_connect()
-            await self._maybe_login_on_connect()
+            await self._start_tls_and_login()
         except BaseException:
             self.close()
             raise
         return response
 
-    async def _maybe_start_tls_on_connect(self) -> None:
-        start_tls = self._options.start_tls
-        if start_tls:
+    async def _start_tls_and_login(self) -> None:
+        """What ``connect`` does after the greeting, as configured (compat-api 3.3)."""
+        options = self._options
+        if options.start_tls:
             await self.starttls()
-        elif start_tls is None and not self._options.use_tls:
-            if self._live().is_tls:
-                return
+        elif options.start_tls is None and not options.use_tls and not self._link.live().is_tls:
             await self._ehlo_or_helo_if_needed()
             if self.supports_extension("starttls"):
                 await self.starttls()
-
-    async def _maybe_login_on_connect(self) -> None:
-        options = self._options
         if options.oauth_token_generator is not None:
             if options.username is None:
                 raise SMTPException("username is required when using oauth_token_generator")
@@ -276,28 +252,12 @@ class SMTP:
 
     def close(self) -> None:
         """Close the connection (no QUIT) and forget the server's state. Idempotent."""
-        protocol = self._protocol
-        if protocol is not None:
-            self._close_reason = protocol.error
-            if protocol.is_connected:
-                protocol.abort()
-        if self._connect_lock.locked():
-            self._connect_lock.release()
-        self._protocol = None
-        self._idle_server = ServerState()
-
-    def _forget(self, protocol: SMTPProtocol) -> None:
-        """``protocol``'s connection has ended: close it, and if it is the current one,
-        the client's state too (a late word from an earlier connection changes nothing)."""
-        if protocol is self._protocol:
-            self.close()
-        elif protocol.is_connected:
-            protocol.abort()
+        self._link.close()
 
     @property
     def is_connected(self) -> bool:
         """True if the connection is open."""
-        return self._protocol is not None and self._protocol.is_connected
+        return self._link.is_connected
 
     def get_transport_info(self, key: str) -> Any:
         """``transport.get_extra_info(key)``: peername, sockname, cipher, peercert, ..."""
@@ -309,8 +269,7 @@ class SMTP:
     # -- server state ---------------------------------------------------------------
 
     def _server(self) -> ServerState:
-        protocol = self._protocol
-        return protocol.session.server if protocol is not None else self._idle_server
+        return self._link.server()
 
     @property
     def last_ehlo_response(self) -> SMTPResponse | None:
@@ -336,32 +295,17 @@ class SMTP:
         methods = self._server().auth_methods
         return [method for method in self.AUTH_METHODS if method in methods]
 
-    # -- commands -------------------------------------------------------------------
-
-    def _live(self) -> SMTPProtocol:
-        if self._protocol is None:
-            raise SMTPServerDisconnected("Server not connected") from self._close_reason
-        return self._protocol
-
-    async def _command(
-        self, line: bytes, kind: Kind, timeout: float | Default | None, *, redact: bool = False
-    ) -> SMTPResponse:
-        """One command in its own turn; a connection that ends on the way is forgotten."""
-        protocol = self._live()
-        try:
-            return await protocol.execute(
-                line, kind, self._options.timeout_or(timeout), redact=redact
-            )
-        finally:
-            if not protocol.is_connected:  # an error, or a 421 (RFC 5321 section 3.8)
-                self._forget(protocol)
+    # -- commands: each one through execute_command ------------------------------------
 
     async def execute_command(
         self, *args: bytes, timeout: float | Default | None = _default
     ) -> SMTPResponse:
-        """Send one raw command (arguments joined by spaces) and return the reply."""
-        self._live()
-        return await self._command(command_line(*args), Kind.COMMAND, timeout)
+        """Send one raw command (arguments joined by spaces) and return the reply.
+
+        Every command this class sends on its own comes through here (see the module
+        docstring), so a subclass may override it to trace or answer them.
+        """
+        return await self._link.command(args, self._options.timeout_or(timeout))
 
     async def _ehlo_or_helo_if_needed(self) -> None:
         if self.is_ehlo_or_helo_needed:
@@ -372,71 +316,46 @@ class SMTP:
                     raise
                 await self.helo()
 
-    async def _greet(
-        self, kind: Kind, hostname: str | None, timeout: float | Default | None
-    ) -> SMTPResponse:
-        if hostname is None:
-            hostname = await _connector.local_hostname(self._options)
-        else:
-            hostname = validate_local_hostname(hostname)
-        verb = b"EHLO" if kind is Kind.EHLO else b"HELO"
-        response = await self._command(command_line(verb, hostname.encode("ascii")), kind, timeout)
-        if response.code != 250:
-            raise SMTPHeloError(response.code, response.message)
-        return response  # the session has recorded it
-
     async def helo(
         self, *, hostname: str | None = None, timeout: float | Default | None = _default
     ) -> SMTPResponse:
         """Send HELO (RFC 5321 section 4.1.1.1)."""
-        return await self._greet(Kind.HELO, hostname, timeout)
+        name = await self._link.hostname(hostname)
+        response = await self.execute_command(b"HELO", name.encode("ascii"), timeout=timeout)
+        if response.code != 250:
+            raise SMTPHeloError(response.code, response.message)
+        self.last_helo_response = response
+        return response
 
     async def ehlo(
         self, *, hostname: str | None = None, timeout: float | Default | None = _default
     ) -> SMTPResponse:
         """Send EHLO and record the server's extensions (RFC 5321 section 4.1.1.1)."""
-        return await self._greet(Kind.EHLO, hostname, timeout)
+        name = await self._link.hostname(hostname)
+        response = await self.execute_command(b"EHLO", name.encode("ascii"), timeout=timeout)
+        if response.code != 250:
+            raise SMTPHeloError(response.code, response.message)
+        self.last_ehlo_response = response
+        return response
 
     async def help(self, *, timeout: float | Default | None = _default) -> str:
         """Send HELP; returns the help text."""
-        await self._ehlo_or_helo_if_needed()
-        response = await self._command(b"HELP\r\n", Kind.COMMAND, timeout)
-        if response.code not in (211, 214, 250):
-            raise SMTPResponseException(response.code, response.message)
+        response = await self._checked((b"HELP",), (211, 214, 250), timeout)
         return response.message
 
     async def rset(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
         """Send RSET: abort the current mail transaction."""
-        return await self._simple(_RSET, Kind.RSET, timeout)
+        return await self._checked((b"RSET",), (250,), timeout)
 
     async def noop(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
         """Send NOOP."""
-        return await self._simple(b"NOOP\r\n", Kind.COMMAND, timeout)
+        return await self._checked((b"NOOP",), (250,), timeout)
 
-    async def _simple(
-        self, line: bytes, kind: Kind, timeout: float | Default | None
+    async def _checked(
+        self, args: tuple[bytes, ...], codes: tuple[int, ...], timeout: float | Default | None
     ) -> SMTPResponse:
         await self._ehlo_or_helo_if_needed()
-        response = await self._command(line, kind, timeout)
-        if response.code != 250:
-            raise SMTPResponseException(response.code, response.message)
-        return response
-
-    async def _verify(
-        self,
-        verb: bytes,
-        address: str,
-        options: Iterable[str] | None,
-        codes: tuple[int, ...],
-        timeout: float | Default | None,
-    ) -> SMTPResponse:
-        options = list(options) if options is not None else []
-        utf8 = any(option.upper() == "SMTPUTF8" for option in options)
-        line = vrfy_line(verb, address, options, utf8)
-        await self._ehlo_or_helo_if_needed()
-        if utf8 and not self.supports_extension("smtputf8"):
-            raise SMTPNotSupported(SMTPUTF8_NOT_SUPPORTED)
-        response = await self._command(line, Kind.COMMAND, timeout)
+        response = await self.execute_command(*args, timeout=timeout)
         if response.code not in codes:
             raise SMTPResponseException(response.code, response.message)
         return response
@@ -463,6 +382,22 @@ class SMTP:
         """Send EXPN: ask the server to expand a mailing list."""
         return await self._verify(b"EXPN", address, options, (250,), timeout)
 
+    async def _verify(
+        self,
+        verb: bytes,
+        address: str,
+        options: Iterable[str] | None,
+        codes: tuple[int, ...],
+        timeout: float | Default | None,
+    ) -> SMTPResponse:
+        options = list(options) if options is not None else []
+        utf8 = any(option.upper() == "SMTPUTF8" for option in options)
+        line = vrfy_line(verb, address, options, utf8)
+        await self._ehlo_or_helo_if_needed()
+        if utf8 and not self.supports_extension("smtputf8"):
+            raise SMTPNotSupported(SMTPUTF8_NOT_SUPPORTED)
+        return await self._checked(_args(line), codes, timeout)
+
     async def mail(
         self,
         sender: str,
@@ -475,7 +410,7 @@ class SMTP:
         """Send MAIL FROM (RFC 5321 section 4.1.1.2); raises SMTPSenderRefused."""
         line = mail_line(sender, options, encoding)
         await self._ehlo_or_helo_if_needed()
-        response = await self._command(line, Kind.MAIL, timeout)
+        response = await self.execute_command(*_args(line), timeout=timeout)
         if response.code != 250:
             raise SMTPSenderRefused(response.code, response.message, sender)
         return response
@@ -492,7 +427,7 @@ class SMTP:
         """Send RCPT TO (RFC 5321 section 4.1.1.3); raises SMTPRecipientRefused."""
         line = rcpt_line(recipient, options, encoding)
         await self._ehlo_or_helo_if_needed()
-        response = await self._command(line, Kind.RCPT, timeout)
+        response = await self.execute_command(*_args(line), timeout=timeout)
         if response.code not in (250, 251):
             raise SMTPRecipientRefused(response.code, response.message, recipient)
         return response
@@ -517,26 +452,11 @@ class SMTP:
             raise SMTPServerDisconnected("Connection lost")
         check_source(message)
         await self._ehlo_or_helo_if_needed()
-        protocol = self._live()
-        try:
-            return await send_data(
-                protocol, self._options, message, self._options.timeout_or(timeout), progress
-            )
-        finally:
-            if not protocol.is_connected:
-                self._forget(protocol)
+        return await self._link.data(message, timeout, progress)
 
     async def quit(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
         """Send QUIT and close the connection."""
-        protocol = self._live()
-        try:
-            response = await self._command(b"QUIT\r\n", Kind.QUIT, timeout)
-            if response.code != 221:
-                raise SMTPResponseException(response.code, response.message)
-            protocol.close()  # RFC 5321 section 4.1.1.10: the one clean close
-        finally:
-            self._forget(protocol)
-        return response
+        return await self._link.quit(timeout)
 
     async def starttls(
         self,
@@ -556,8 +476,7 @@ class SMTP:
         and the handshake run in one turn: no other caller writes in between.
         """
         self._options.update(locals())
-        protocol = self._live()
-        if protocol.is_tls:
+        if self._link.live().is_tls:
             raise SMTPException("Connection already using TLS")
         await self._ehlo_or_helo_if_needed()
         if not self.supports_extension("starttls"):
@@ -565,46 +484,9 @@ class SMTP:
         context = await _connector.tls_context(self._options)
         if server_hostname is None:
             server_hostname = self._options.tls_hostname()
-        timeout_value = self._options.timeout_or(timeout)
-        try:
-            async with protocol.turn:
-                replies, error = await protocol.exchange(
-                    b"STARTTLS\r\n", (Kind.STARTTLS,), timeout_value
-                )
-                if error is not None:
-                    raise error
-                response = replies[0]
-                if response.code != 220:
-                    raise SMTPResponseException(response.code, response.message)
-                # RFC 3207 section 4.2: the session forgets everything learnt before.
-                await protocol.start_tls(context, server_hostname, timeout_value)
-        finally:
-            if not protocol.is_connected:
-                self._forget(protocol)
-        return response
+        return await self._link.starttls(context, server_hostname, timeout)
 
     # -- authentication (RFC 4954) ----------------------------------------------------
-
-    def _check_auth_channel(self) -> None:
-        protocol = self._live()
-        if self._options.allow_insecure_auth or protocol.is_tls or _connector.is_local(protocol):
-            return
-        raise SMTPException(
-            "Refusing to send credentials over an unencrypted connection to a remote "
-            "server. Use TLS (use_tls=True or start_tls=True), or pass "
-            "allow_insecure_auth=True if this channel is trusted."
-        )
-
-    async def _authenticate(
-        self, mechanism: Mechanism, timeout: float | Default | None
-    ) -> SMTPResponse:
-        self._check_auth_channel()
-        protocol = self._live()
-        try:
-            return await authenticate(protocol, mechanism, self._options.timeout_or(timeout))
-        finally:
-            if not protocol.is_connected:
-                self._forget(protocol)
 
     async def login(
         self,
@@ -617,10 +499,10 @@ class SMTP:
         await self._ehlo_or_helo_if_needed()
         if not self.supports_extension("auth"):
             message = "The SMTP AUTH extension is not supported by this server."
-            if not self._live().is_tls:
+            if not self._link.live().is_tls:
                 message += " Try connecting via TLS (or STARTTLS)."
             raise SMTPException(message)
-        self._check_auth_channel()
+        self._link.check_auth_channel()
         error: SMTPAuthenticationError | None = None
         for method in self.supported_auth_methods:
             handler = getattr(self, "auth_" + method.replace("-", ""), None)
@@ -645,7 +527,7 @@ class SMTP:
         timeout: float | Default | None = _default,
     ) -> SMTPResponse:
         """AUTH CRAM-MD5 (RFC 2195)."""
-        return await self._authenticate(CramMD5(username, password), timeout)
+        return await self._link.authenticate(CramMD5(username, password), timeout)
 
     async def auth_plain(
         self,
@@ -656,7 +538,7 @@ class SMTP:
         timeout: float | Default | None = _default,
     ) -> SMTPResponse:
         """AUTH PLAIN (RFC 4616) with an initial response."""
-        return await self._authenticate(Plain(username, password), timeout)
+        return await self._link.authenticate(Plain(username, password), timeout)
 
     async def auth_login(
         self,
@@ -667,7 +549,7 @@ class SMTP:
         timeout: float | Default | None = _default,
     ) -> SMTPResponse:
         """AUTH LOGIN, the username sent as the initial response."""
-        return await self._authenticate(Login(username, password), timeout)
+        return await self._link.authenticate(Login(username, password), timeout)
 
     async def auth_xoauth2(
         self,
@@ -679,7 +561,7 @@ class SMTP:
     ) -> SMTPResponse:
         """AUTH XOAUTH2 with an OAuth 2.0 bearer token."""
         await self._ehlo_or_helo_if_needed()
-        return await self._authenticate(XOAuth2(username, access_token), timeout)
+        return await self._link.authenticate(XOAuth2(username, access_token), timeout)
 
     # -- sending mail -----------------------------------------------------------------
 
@@ -707,7 +589,7 @@ class SMTP:
         same as sending them one by one. ``message`` may be bytes, str, or a stream
         (see :meth:`data`); for a stream, give ``size`` to announce it with SIZE.
         """
-        submission = await self._submit(
+        submission = await self._link.submit(
             sender,
             recipients,
             message,
@@ -717,20 +599,9 @@ class SMTP:
             size=size,
             progress=progress,
         )
-        # RFC 2920 section 3.1: with pipelining, the next transaction's commands may
-        # go out while this message's final reply is on its way, so the final reply
-        # is awaited outside the turn (the reply FIFO keeps the pairing exact).
-        try:
-            response = await submission.reply()
-        except SMTPResponseException:
-            await self._reset_after_failure(timeout)
-            raise
-        return submission.refused, response.message
-
-    async def _reset_after_failure(self, timeout: float | Default | None) -> None:
-        """RSET after a refused message, as aiosmtplib does; errors are ignored."""
-        with contextlib.suppress(ConnectionError, SMTPResponseException):
-            await self._command(_RSET, Kind.RSET, timeout)
+        # RFC 2920 section 3.1: the final reply is awaited outside the turn, so the next
+        # transaction's commands may go out meanwhile (the reply FIFO keeps the pairing).
+        return await self._link.finish(submission, timeout)
 
     async def send_message(
         self,
@@ -748,19 +619,15 @@ class SMTP:
         Bcc and Resent-Bcc headers are removed from what is sent. SMTPUTF8 and
         8BITMIME are used when the addresses or the server call for them.
         """
-        sender, recipient_list = message_envelope(message, sender, recipients)
-        await self._greet_if_needed()
-        flat, mail_opts = prepare_message(
-            message, sender, recipient_list, mail_options, self._server()
-        )
-        return await self.sendmail(
-            sender,
-            recipient_list,
-            flat,
-            mail_options=mail_opts,
+        submission = await self._link.submit_message(
+            message,
+            sender=sender,
+            recipients=recipients,
+            mail_options=mail_options,
             rcpt_options=rcpt_options,
             timeout=timeout,
         )
+        return await self._link.finish(submission, timeout)
 
     def sendmail_sync(self, *args: Any, **kwargs: Any) -> tuple[dict[str, SMTPResponse], str]:
         """Connect, ``sendmail``, QUIT, in a new event loop (not from inside one)."""
@@ -779,80 +646,3 @@ class SMTP:
                 return await self.send_message(*args, **kwargs)
 
         return asyncio.run(run())
-
-    # -- the submission API (package-internal; SMTPPool is built on it) --------------
-
-    async def _greet_if_needed(self) -> None:
-        """EHLO (or HELO) unless this connection has already greeted the server."""
-        if self.is_ehlo_or_helo_needed:
-            await self._ehlo_or_helo_if_needed()
-
-    async def _submit(
-        self,
-        sender: str,
-        recipients: str | Sequence[str],
-        message: MessageSource,
-        *,
-        mail_options: Iterable[str] | None = None,
-        rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
-        size: int | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> Submission:
-        """``sendmail`` up to the end of the message; the final reply comes later.
-
-        Raises what ``sendmail`` raises before the message is out (the refusal of the
-        sender, of every recipient, of DATA; a lost connection). The connection's turn
-        is free again when this returns, so another transaction can be pipelined behind
-        this one (RFC 2920 section 3.1); :meth:`Submission.reply` waits for this one's
-        final reply. No RSET follows a failed final reply: the connection may already
-        carry the next transaction.
-        """
-        # Every argument is checked before anything is written.
-        envelope = Envelope(sender, recipients, mail_options, rcpt_options)
-        if type(message) is not bytes:
-            check_source(message)
-        options = self._options
-        async with self._sendmail_lock:
-            protocol = self._protocol
-            if protocol is None or not protocol.session.server.greeted:
-                await self._ehlo_or_helo_if_needed()  # (no coroutine when greeted)
-                protocol = self._live()
-            try:
-                return await transact(
-                    protocol,
-                    options,
-                    envelope,
-                    message,
-                    timeout=options.timeout if timeout is _default else timeout,
-                    size=size,
-                    progress=progress,
-                )
-            finally:
-                if not protocol.is_connected:
-                    self._forget(protocol)
-
-    async def _submit_message(
-        self,
-        message: EmailMessage | Message,
-        *,
-        sender: str | None = None,
-        recipients: str | Sequence[str] | None = None,
-        mail_options: Iterable[str] | None = None,
-        rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
-    ) -> Submission:
-        """``send_message`` up to the end of the message (see :meth:`_submit`)."""
-        sender, recipient_list = message_envelope(message, sender, recipients)
-        await self._greet_if_needed()
-        flat, mail_opts = prepare_message(
-            message, sender, recipient_list, mail_options, self._server()
-        )
-        return await self._submit(
-            sender,
-            recipient_list,
-            flat,
-            mail_options=mail_opts,
-            rcpt_options=rcpt_options,
-            timeout=timeout,
-        )

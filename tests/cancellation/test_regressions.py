@@ -440,7 +440,7 @@ async def test_old_final_reply_awaited_after_reconnect_leaves_the_new_connection
             await bounded(client.connect())
             hold = server.hold("END")
             _, data = message()
-            submission = await bounded(client._submit(SENDER, ["r@cancel.test"], data))
+            submission = await bounded(client._link.submit(SENDER, ["r@cancel.test"], data))
             await bounded(hold.reached.wait())
             client.close()
             await bounded(client.connect())

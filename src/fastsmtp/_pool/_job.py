@@ -1,7 +1,7 @@
 """What the pool sends: one message, its envelope, and how to submit it on a client.
 
 A :class:`Job` runs one mail transaction for some of its recipients through the
-package-internal submission API (``SMTP._submit``/``_submit_message``), so a retry can
+package-internal submission API (``Link.submit``/``submit_message`` of the client), so a retry can
 address only the recipients still owed the message.
 """
 
@@ -44,10 +44,10 @@ class Job:
         self.replayable = isinstance(message, (bytes, str, Message))
 
     async def start(self, client: SMTP, recipients: list[str]) -> Submission:
-        """Run the transaction up to the end of the message (``SMTP._submit``)."""
+        """Run the transaction up to the end of the message (``Link.submit``)."""
         kwargs = self.kwargs
         if isinstance(self.message, Message):
-            return await client._submit_message(
+            return await client._link.submit_message(
                 self.message,
                 sender=self.sender,
                 recipients=recipients,
@@ -56,7 +56,7 @@ class Job:
                 timeout=kwargs.get("timeout", _default),
             )
         assert self.sender is not None
-        return await client._submit(
+        return await client._link.submit(
             self.sender,
             recipients,
             self.message,

@@ -165,7 +165,7 @@ class ConnectionStore:
         client = SMTP._from_options(self.options)
         await client.connect()  # STARTTLS and AUTH as configured; closes itself on error
         try:
-            await client._greet_if_needed()
+            await client._link.greet()
         except BaseException:
             client.close()
             raise

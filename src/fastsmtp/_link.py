@@ -1,0 +1,333 @@
+"""A client's hold on its connection: the options, the current protocol shell, and the
+server's state, with the plumbing every command and transaction shares.
+
+:class:`fastsmtp.smtp.SMTP` is a facade over one :class:`Link`: the facade keeps
+aiosmtplib's public methods (names, signatures, messages) and decides what each command
+means; the link opens and forgets connections, sends one command in its own turn, holds
+the turn for an exchange of several commands, and runs mail transactions
+(:mod:`fastsmtp._sending`) for both the facade and :class:`fastsmtp.SMTPPool`.
+
+The link sends every single command through its owner's ``execute_command`` (given to it
+as ``execute``), so a subclass of ``SMTP`` that overrides that method sees each one; only
+pipelined groups and BDAT chunks are written directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from email.message import EmailMessage, Message
+
+from . import _connector
+from ._auth import Mechanism, authenticate
+from ._commands import command_line, validate_local_hostname
+from ._options import ConnectionOptions
+from ._sending import (
+    Envelope,
+    Execute,
+    ProgressCallback,
+    Submission,
+    check_source,
+    message_envelope,
+    prepare_message,
+    send_body,
+    transact,
+)
+from ._session import Kind, ServerState
+from ._transaction import MessageSource
+from .errors import (
+    SMTPDataError,
+    SMTPException,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+)
+from .protocol import SMTPProtocol
+from .response import SMTPResponse
+from .typing import Default, _default
+
+__all__ = ("Link",)
+
+
+class Link:
+    """One client's connection: opened, used one turn at a time, and forgotten."""
+
+    __slots__ = (
+        "_connect_lock",
+        "_locks_loop",
+        "close_reason",
+        "execute",
+        "greet",
+        "idle_server",
+        "options",
+        "protocol",
+        "sendmail_lock",
+    )
+
+    def __init__(
+        self,
+        options: ConnectionOptions,
+        execute: Execute,
+        greet: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.options = options
+        #: The owner's ``execute_command`` and its EHLO-or-HELO-if-needed.
+        self.execute = execute
+        self.greet = greet
+        self.protocol: SMTPProtocol | None = None
+        #: What is known of the server while there is no connection (nothing).
+        self.idle_server = ServerState()
+        #: Why the last connection ended, kept as the cause of "Server not connected".
+        self.close_reason: Exception | None = None
+        self._locks_loop: asyncio.AbstractEventLoop | None = None
+        self._connect_lock = asyncio.Lock()
+        #: EHLO-if-needed, planning and the commands of one sendmail, one caller at a
+        #: time (the final reply of a pipelined message is awaited outside it).
+        self.sendmail_lock = asyncio.Lock()
+
+    # -- the connection ------------------------------------------------------------
+
+    async def open(self, timeout: float | None) -> SMTPResponse:
+        """Connect and read the greeting; returns it. STARTTLS and AUTH are the owner's."""
+        loop = asyncio.get_running_loop()
+        if self._locks_loop is not loop:
+            # asyncio locks bind to the loop that first waits on them; a client reused
+            # across loops (sendmail_sync) gets fresh ones.
+            if not self._connect_lock.locked():
+                self._connect_lock = asyncio.Lock()
+            self.sendmail_lock = asyncio.Lock()
+            self._locks_loop = loop
+        if self.is_connected:
+            raise SMTPException("SMTP instance is already connected")
+        self.close_reason = None
+        await self._connect_lock.acquire()
+        try:
+            await _connector.local_hostname(self.options)
+            self.protocol, response = await _connector.open_channel(
+                self.options, timeout, self.forget
+            )
+        except BaseException:
+            self.close()
+            raise
+        return response
+
+    def close(self) -> None:
+        """Abort the connection (no QUIT) and forget the server's state. Idempotent."""
+        protocol = self.protocol
+        if protocol is not None:
+            self.close_reason = protocol.error
+            if protocol.is_connected:
+                protocol.abort()
+        if self._connect_lock.locked():
+            self._connect_lock.release()
+        self.protocol = None
+        self.idle_server = ServerState()
+
+    def forget(self, protocol: SMTPProtocol) -> None:
+        """``protocol``'s connection has ended: close it, and if it is the current one,
+        the client's state too (a late word from an earlier connection changes nothing)."""
+        if protocol is self.protocol:
+            self.close()
+        elif protocol.is_connected:
+            protocol.abort()
+
+    @property
+    def is_connected(self) -> bool:
+        """True if the connection is open."""
+        return self.protocol is not None and self.protocol.is_connected
+
+    def live(self) -> SMTPProtocol:
+        """The current connection's shell; SMTPServerDisconnected if there is none."""
+        if self.protocol is None:
+            raise SMTPServerDisconnected("Server not connected") from self.close_reason
+        return self.protocol
+
+    def server(self) -> ServerState:
+        """What the server said about itself on this connection."""
+        protocol = self.protocol
+        return protocol.session.server if protocol is not None else self.idle_server
+
+    async def hostname(self, hostname: str | None) -> str:
+        """The name for EHLO/HELO: ``hostname`` checked, else the local host's name."""
+        if hostname is None:
+            return await _connector.local_hostname(self.options)
+        return validate_local_hostname(hostname)
+
+    def check_auth_channel(self) -> None:
+        """Refuse credentials over plaintext to a remote host (security.md section 3)."""
+        protocol = self.live()
+        if self.options.allow_insecure_auth or protocol.is_tls or _connector.is_local(protocol):
+            return
+        raise SMTPException(
+            "Refusing to send credentials over an unencrypted connection to a remote "
+            "server. Use TLS (use_tls=True or start_tls=True), or pass "
+            "allow_insecure_auth=True if this channel is trusted."
+        )
+
+    # -- commands ------------------------------------------------------------------
+
+    async def command(self, args: tuple[bytes, ...], timeout: float | None) -> SMTPResponse:
+        """One command line in its own turn (``execute_command``'s work).
+
+        The session names what the reply answers from the verb (and knows an AUTH
+        exchange is under way, so its lines are never logged). A connection that ends
+        on the way is forgotten.
+        """
+        protocol = self.live()
+        line = command_line(*args)
+        kind = protocol.session.kind_of(args[0])
+        try:
+            return await protocol.execute(line, kind, timeout, redact=kind is Kind.AUTH)
+        finally:
+            if not protocol.is_connected:  # an error, or a 421 (RFC 5321 section 3.8)
+                self.forget(protocol)
+
+    @contextlib.asynccontextmanager
+    async def exchange(self) -> AsyncIterator[SMTPProtocol]:
+        """Hold the turn for several commands (AUTH, STARTTLS, DATA and its body); the
+        commands inside go through ``execute`` and share it. A connection that ends on
+        the way is forgotten."""
+        protocol = self.live()
+        try:
+            async with protocol.turn:
+                yield protocol
+        finally:
+            if not protocol.is_connected:
+                self.forget(protocol)
+
+    async def authenticate(
+        self, mechanism: Mechanism, timeout: float | Default | None
+    ) -> SMTPResponse:
+        """Run a SASL mechanism in one turn, each line through ``execute``."""
+        self.check_auth_channel()
+        async with self.exchange():
+            return await authenticate(
+                mechanism, lambda line: self.execute(*line.split(b" "), timeout=timeout)
+            )
+
+    async def starttls(
+        self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | Default | None
+    ) -> SMTPResponse:
+        """STARTTLS and the handshake in one turn (RFC 3207): no other caller writes
+        in between. The session then forgets what the server said (section 4.2)."""
+        async with self.exchange() as protocol:
+            response = await self.execute(b"STARTTLS", timeout=timeout)
+            if response.code != 220:
+                raise SMTPResponseException(response.code, response.message)
+            await protocol.start_tls(context, server_hostname, self.options.timeout_or(timeout))
+        return response
+
+    async def data(
+        self,
+        message: MessageSource,
+        timeout: float | Default | None,
+        progress: ProgressCallback | None,
+    ) -> SMTPResponse:
+        """DATA, then the body after its 354, in one turn (RFC 5321 section 4.1.1.4)."""
+        async with self.exchange() as protocol:
+            start = await self.execute(b"DATA", timeout=timeout)
+            if start.code != 354:
+                raise SMTPDataError(start.code, start.message)
+            timeout_value = self.options.timeout_or(timeout)
+            return await send_body(protocol, self.options, message, timeout_value, progress)
+
+    async def quit(self, timeout: float | Default | None) -> SMTPResponse:
+        """QUIT; on 221 the one clean close (RFC 5321 section 4.1.1.10). The connection
+        is forgotten either way."""
+        protocol = self.live()
+        try:
+            response = await self.execute(b"QUIT", timeout=timeout)
+            if response.code != 221:
+                raise SMTPResponseException(response.code, response.message)
+            protocol.close()
+        finally:
+            self.forget(protocol)
+        return response
+
+    # -- mail transactions (also the pool's way in) --------------------------------
+
+    async def finish(
+        self, submission: Submission, timeout: float | Default | None
+    ) -> tuple[dict[str, SMTPResponse], str]:
+        """Wait for a submitted message's final reply: ``sendmail``'s result. A refusal
+        is followed by RSET, as aiosmtplib does (errors ignored)."""
+        try:
+            response = await submission.reply()
+        except SMTPResponseException:
+            with contextlib.suppress(ConnectionError, SMTPResponseException):
+                await self.execute(b"RSET", timeout=timeout)
+            raise
+        return submission.refused, response.message
+
+    async def submit(
+        self,
+        sender: str,
+        recipients: str | Sequence[str],
+        message: MessageSource,
+        *,
+        mail_options: Iterable[str] | None = None,
+        rcpt_options: Iterable[str] | None = None,
+        timeout: float | Default | None = _default,
+        size: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Submission:
+        """``sendmail`` up to the end of the message; the final reply comes later.
+
+        Raises what ``sendmail`` raises before the message is out (the refusal of the
+        sender, of every recipient, of DATA; a lost connection). The turn is free again
+        when this returns, so another transaction can be pipelined behind this one (RFC
+        2920 section 3.1); :meth:`Submission.reply` waits for this one's final reply. No
+        RSET follows a failed final reply: the connection may already carry the next
+        transaction.
+        """
+        # Every argument is checked before anything is written.
+        envelope = Envelope(sender, recipients, mail_options, rcpt_options)
+        if type(message) is not bytes:
+            check_source(message)
+        options = self.options
+        async with self.sendmail_lock:
+            protocol = self.protocol
+            if protocol is None or not protocol.session.server.greeted:
+                await self.greet()
+                protocol = self.live()
+            try:
+                return await transact(
+                    protocol,
+                    options,
+                    envelope,
+                    message,
+                    timeout=options.timeout if timeout is _default else timeout,
+                    size=size,
+                    progress=progress,
+                    execute=self.execute,
+                )
+            finally:
+                if not protocol.is_connected:
+                    self.forget(protocol)
+
+    async def submit_message(
+        self,
+        message: EmailMessage | Message,
+        *,
+        sender: str | None = None,
+        recipients: str | Sequence[str] | None = None,
+        mail_options: Iterable[str] | None = None,
+        rcpt_options: Iterable[str] | None = None,
+        timeout: float | Default | None = _default,
+    ) -> Submission:
+        """``send_message`` up to the end of the message (see :meth:`submit`)."""
+        sender, recipient_list = message_envelope(message, sender, recipients)
+        if not self.server().greeted:
+            await self.greet()
+        flat, mail_opts = prepare_message(
+            message, sender, recipient_list, mail_options, self.server()
+        )
+        return await self.submit(
+            sender,
+            recipient_list,
+            flat,
+            mail_options=mail_opts,
+            rcpt_options=rcpt_options,
+            timeout=timeout,
+        )

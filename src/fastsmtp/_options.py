@@ -24,6 +24,7 @@ __all__ = (
     "SMTP_TLS_PORT",
     "ConnectionOptions",
     "OptionAttribute",
+    "ServerAttribute",
 )
 
 _T = TypeVar("_T")
@@ -204,3 +205,21 @@ class OptionAttribute(Generic[_T]):
 
     def __set__(self, instance: object, value: _T) -> None:
         setattr(instance._options, self._name, value)  # type: ignore[attr-defined]
+
+
+class ServerAttribute:
+    """A public attribute that is part of what the server said (``esmtp_extensions``...):
+    read from, and written to, the current connection's session (``instance._server()``)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if instance is None:
+            return self
+        return getattr(instance._server(), self._name)  # type: ignore[attr-defined]
+
+    def __set__(self, instance: object, value: Any) -> None:
+        setattr(instance._server(), self._name, value)  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ import ssl
 from collections.abc import Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 
 from . import _connector
 from ._auth import CramMD5, Login, Plain, XOAuth2
@@ -36,6 +36,7 @@ from ._options import (
     SMTP_TLS_PORT,
     ConnectionOptions,
     OptionAttribute,
+    ServerAttribute,
 )
 from ._sending import ProgressCallback as ProgressCallback
 from ._sending import Submission as Submission
@@ -59,28 +60,14 @@ from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
 
+# The annotations every command repeats (the same types as aiosmtplib's, spelled once).
+_Timeout: TypeAlias = float | Default | None
+_Secret: TypeAlias = str | bytes
+
 
 def _args(line: bytes) -> tuple[bytes, ...]:
     """A checked command line (with CRLF) as ``execute_command`` arguments."""
     return tuple(line[:-2].split(b" "))
-
-
-class _ServerFact:
-    """A public attribute that is part of what the server said (``esmtp_extensions``...):
-    read from, and written to, the current connection's session."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __get__(self, instance: SMTP | None, owner: type) -> Any:
-        if instance is None:
-            return self
-        return getattr(instance._server(), self._name)
-
-    def __set__(self, instance: SMTP, value: Any) -> None:
-        setattr(instance._server(), self._name, value)
 
 
 class SMTP:
@@ -111,10 +98,10 @@ class SMTP:
     pipelining = OptionAttribute[bool | None]("pipelining")
     chunking = OptionAttribute[bool | None]("chunking")
 
-    esmtp_extensions = _ServerFact("extensions")
-    server_auth_methods = _ServerFact("auth_methods")
-    supports_esmtp = _ServerFact("supports_esmtp")
-    last_helo_response = _ServerFact("last_helo_response")
+    esmtp_extensions = ServerAttribute("extensions")
+    server_auth_methods = ServerAttribute("auth_methods")
+    supports_esmtp = ServerAttribute("supports_esmtp")
+    last_helo_response = ServerAttribute("last_helo_response")
 
     def __init__(
         self,
@@ -199,7 +186,7 @@ class SMTP:
         oauth_token_generator: SMTPTokenGenerator | Default | None = _default,
         local_hostname: str | Default | None = _default,
         source_address: tuple[str, int] | Default | None = _default,
-        timeout: float | Default | None = _default,
+        timeout: _Timeout = _default,
         use_tls: bool | None = None,
         start_tls: bool | Default | None = _default,
         validate_certs: bool | None = None,
@@ -297,9 +284,7 @@ class SMTP:
 
     # -- commands: each one through execute_command ------------------------------------
 
-    async def execute_command(
-        self, *args: bytes, timeout: float | Default | None = _default
-    ) -> SMTPResponse:
+    async def execute_command(self, *args: bytes, timeout: _Timeout = _default) -> SMTPResponse:
         """Send one raw command (arguments joined by spaces) and return the reply.
 
         Every command this class sends on its own comes through here (see the module
@@ -317,7 +302,7 @@ class SMTP:
                 await self.helo()
 
     async def helo(
-        self, *, hostname: str | None = None, timeout: float | Default | None = _default
+        self, *, hostname: str | None = None, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """Send HELO (RFC 5321 section 4.1.1.1)."""
         name = await self._link.hostname(hostname)
@@ -328,7 +313,7 @@ class SMTP:
         return response
 
     async def ehlo(
-        self, *, hostname: str | None = None, timeout: float | Default | None = _default
+        self, *, hostname: str | None = None, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """Send EHLO and record the server's extensions (RFC 5321 section 4.1.1.1)."""
         name = await self._link.hostname(hostname)
@@ -338,16 +323,16 @@ class SMTP:
         self.last_ehlo_response = response
         return response
 
-    async def help(self, *, timeout: float | Default | None = _default) -> str:
+    async def help(self, *, timeout: _Timeout = _default) -> str:
         """Send HELP; returns the help text."""
         response = await self._checked((b"HELP",), (211, 214, 250), timeout)
         return response.message
 
-    async def rset(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
+    async def rset(self, *, timeout: _Timeout = _default) -> SMTPResponse:
         """Send RSET: abort the current mail transaction."""
         return await self._checked((b"RSET",), (250,), timeout)
 
-    async def noop(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
+    async def noop(self, *, timeout: _Timeout = _default) -> SMTPResponse:
         """Send NOOP."""
         return await self._checked((b"NOOP",), (250,), timeout)
 
@@ -361,23 +346,13 @@ class SMTP:
         return response
 
     async def vrfy(
-        self,
-        address: str,
-        /,
-        *,
-        options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        self, address: str, /, *, options: Iterable[str] | None = None, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """Send VRFY: ask the server to verify a mailbox."""
         return await self._verify(b"VRFY", address, options, (250, 251, 252), timeout)
 
     async def expn(
-        self,
-        address: str,
-        /,
-        *,
-        options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        self, address: str, /, *, options: Iterable[str] | None = None, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """Send EXPN: ask the server to expand a mailing list."""
         return await self._verify(b"EXPN", address, options, (250,), timeout)
@@ -405,7 +380,7 @@ class SMTP:
         *,
         options: Iterable[str] | None = None,
         encoding: str = "ascii",
-        timeout: float | Default | None = _default,
+        timeout: _Timeout = _default,
     ) -> SMTPResponse:
         """Send MAIL FROM (RFC 5321 section 4.1.1.2); raises SMTPSenderRefused."""
         line = mail_line(sender, options, encoding)
@@ -422,7 +397,7 @@ class SMTP:
         *,
         options: Iterable[str] | None = None,
         encoding: str = "ascii",
-        timeout: float | Default | None = _default,
+        timeout: _Timeout = _default,
     ) -> SMTPResponse:
         """Send RCPT TO (RFC 5321 section 4.1.1.3); raises SMTPRecipientRefused."""
         line = rcpt_line(recipient, options, encoding)
@@ -437,7 +412,7 @@ class SMTP:
         message: MessageSource,
         /,
         *,
-        timeout: float | Default | None = _default,
+        timeout: _Timeout = _default,
         progress: ProgressCallback | None = None,
     ) -> SMTPResponse:
         """Send DATA and the message (RFC 5321 section 4.1.1.4); raises SMTPDataError.
@@ -454,7 +429,7 @@ class SMTP:
         await self._ehlo_or_helo_if_needed()
         return await self._link.data(message, timeout, progress)
 
-    async def quit(self, *, timeout: float | Default | None = _default) -> SMTPResponse:
+    async def quit(self, *, timeout: _Timeout = _default) -> SMTPResponse:
         """Send QUIT and close the connection."""
         return await self._link.quit(timeout)
 
@@ -467,7 +442,7 @@ class SMTP:
         client_key: str | Default | None = _default,
         cert_bundle: str | Default | None = _default,
         tls_context: ssl.SSLContext | Default | None = _default,
-        timeout: float | Default | None = _default,
+        timeout: _Timeout = _default,
     ) -> SMTPResponse:
         """Upgrade the connection with STARTTLS (RFC 3207), then forget the server state.
 
@@ -489,11 +464,7 @@ class SMTP:
     # -- authentication (RFC 4954) ----------------------------------------------------
 
     async def login(
-        self,
-        username: str | bytes,
-        password: str | bytes,
-        /,
-        timeout: float | Default | None = _default,
+        self, username: _Secret, password: _Secret, /, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """Authenticate with the first method that works: CRAM-MD5, PLAIN, then LOGIN."""
         await self._ehlo_or_helo_if_needed()
@@ -519,45 +490,25 @@ class SMTP:
         raise SMTPException("No suitable authentication method found.")
 
     async def auth_crammd5(
-        self,
-        username: str | bytes,
-        password: str | bytes,
-        /,
-        *,
-        timeout: float | Default | None = _default,
+        self, username: _Secret, password: _Secret, /, *, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """AUTH CRAM-MD5 (RFC 2195)."""
         return await self._link.authenticate(CramMD5(username, password), timeout)
 
     async def auth_plain(
-        self,
-        username: str | bytes,
-        password: str | bytes,
-        /,
-        *,
-        timeout: float | Default | None = _default,
+        self, username: _Secret, password: _Secret, /, *, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """AUTH PLAIN (RFC 4616) with an initial response."""
         return await self._link.authenticate(Plain(username, password), timeout)
 
     async def auth_login(
-        self,
-        username: str | bytes,
-        password: str | bytes,
-        /,
-        *,
-        timeout: float | Default | None = _default,
+        self, username: _Secret, password: _Secret, /, *, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """AUTH LOGIN, the username sent as the initial response."""
         return await self._link.authenticate(Login(username, password), timeout)
 
     async def auth_xoauth2(
-        self,
-        username: str | bytes,
-        access_token: str | bytes,
-        /,
-        *,
-        timeout: float | Default | None = _default,
+        self, username: _Secret, access_token: _Secret, /, *, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """AUTH XOAUTH2 with an OAuth 2.0 bearer token."""
         await self._ehlo_or_helo_if_needed()
@@ -574,7 +525,7 @@ class SMTP:
         *,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        timeout: _Timeout = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[dict[str, SMTPResponse], str]:
@@ -612,7 +563,7 @@ class SMTP:
         recipients: str | Sequence[str] | None = None,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        timeout: _Timeout = _default,
     ) -> tuple[dict[str, SMTPResponse], str]:
         """Send an ``email.message`` object; sender and recipients default to its headers.
 

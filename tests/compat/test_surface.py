@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import importlib.metadata
 import inspect
 import os
 import typing
@@ -219,6 +220,13 @@ def test_metadata() -> None:
     for attr, reason in DIFFERENT_METADATA.items():
         assert isinstance(getattr(fastsmtp, attr), str), reason
     assert fastsmtp.__title__ == "fastsmtp"
+
+
+def test_distribution_name() -> None:
+    # `fastsmtp` on PyPI is an unrelated project: this one is distributed as `fastsmtplib`
+    # and imported as `fastsmtp`.
+    assert importlib.metadata.version("fastsmtplib") == fastsmtp.__version__
+    assert "fastsmtplib" in importlib.metadata.packages_distributions()["fastsmtp"]
 
 
 # --- SMTP ----------------------------------------------------------------------------------

@@ -488,7 +488,10 @@ def _class_problems(where: tuple[str, str], theirs: type, ours: Any) -> list[str
     if issubclass(theirs, BaseException):
         if _mro_names(ours) != _mro_names(theirs):
             problems.append(f"{label}: MRO {_mro_names(ours)} != {_mro_names(theirs)}")
-    elif where not in DIFFERENT_BASES:
+    elif (
+        theirs.__module__.removeprefix("aiosmtplib."),
+        theirs.__qualname__,
+    ) not in DIFFERENT_BASES:
         for base in theirs.__mro__[1:]:
             if _from_aiosmtplib(base):
                 ours_base = getattr(_module("fastsmtp", base.__module__[11:]), base.__name__)

@@ -494,7 +494,8 @@ def _class_problems(where: tuple[str, str], theirs: type, ours: Any) -> list[str
     ) not in DIFFERENT_BASES:
         for base in theirs.__mro__[1:]:
             if _from_aiosmtplib(base):
-                ours_base = getattr(_module("fastsmtp", base.__module__[11:]), base.__name__)
+                home = _module("fastsmtp", base.__module__.removeprefix("aiosmtplib."))
+                ours_base = getattr(home, base.__name__)
             else:
                 ours_base = base
             if not issubclass(ours, ours_base):

@@ -77,7 +77,7 @@ def run_demo() -> int:
     try:
         from aiosmtpd.controller import Controller
     except ImportError:
-        print('The demo needs aiosmtpd: pip install "fastsmtp[demo]"')
+        print('The demo needs aiosmtpd: pip install "fastsmtplib[demo]"')
         return 1
 
     class LocalController(Controller):

@@ -12,6 +12,8 @@ from ._speedups import (
     auth_plain_encode,
     auth_xoauth2_encode,
 )
+from .errors import SMTPAuthenticationError as SMTPAuthenticationError  # as in aiosmtplib.auth
+from .typing import SMTPStatus as SMTPStatus  # as in aiosmtplib.auth
 
 __all__ = (
     "auth_crammd5_verify",

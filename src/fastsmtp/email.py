@@ -31,6 +31,16 @@ __all__ = (
     "quote_address",
 )
 
+# aiosmtplib.email's public constants, for code that imports them (fastsmtp's own envelope
+# checks are the RFC 5321 grammar in _address): characters that cannot stand unquoted in an
+# address, characters to escape in a quoted-string, a leading quoted local part, RFC 5322
+# specials, and a UTF-8 ``Charset``.
+ADDRESS_INJECTION_REGEX = re.compile(r'[\s<>"]')
+ESCAPES_REGEX = re.compile(r'[\\"]')
+QUOTED_LOCAL_PART_REGEX = re.compile(r'^"(?:[^"\\\r\n]|\\.)*"')
+SPECIALS_REGEX = re.compile(r'[][\\()<>@,:;".]')
+UTF8_CHARSET = email.charset.Charset("utf-8")
+
 # A quoted-string at the start of an address: inside it, whitespace and <>" are legitimate.
 _LEADING_QUOTED = re.compile(r'"(?:[^"\\\r\n]|\\[^\r\n])*"')
 _SMTP_UNSAFE = frozenset('<>"')

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
+# aiosmtplib.errors shows it too: ``except aiosmtplib.errors.TimeoutError`` catches asyncio's
+# TimeoutError (the builtin one on 3.11+), which every SMTPTimeoutError is.
+from asyncio import TimeoutError as TimeoutError
+
 __all__ = (
     "SMTPAuthenticationError",
     "SMTPConnectError",

@@ -19,7 +19,8 @@ import re
 
 __all__ = ("parse_esmtp_extensions",)
 
-_OLD_STYLE_AUTH = re.compile(r"auth=", re.IGNORECASE)
+# The old-style ``AUTH=<methods>`` line; public in aiosmtplib.esmtp under this name.
+OLDSTYLE_AUTH_REGEX = re.compile(r"auth=(?P<auth>.*)", re.IGNORECASE)
 
 
 def parse_esmtp_extensions(message: str) -> tuple[dict[str, str], list[str]]:
@@ -34,8 +35,9 @@ def parse_esmtp_extensions(message: str) -> tuple[dict[str, str], list[str]]:
         line = raw_line.strip()
         if not line:
             continue
-        if _OLD_STYLE_AUTH.match(line) is not None:
-            params = line[5:]
+        old_style = OLDSTYLE_AUTH_REGEX.match(line)
+        if old_style is not None:
+            params = old_style.group("auth")
             extensions["auth"] = params
             auth_methods.extend(method.lower() for method in params.split())
             continue

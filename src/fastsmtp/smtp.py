@@ -58,6 +58,25 @@ from .protocol import SMTPProtocol
 from .response import SMTPResponse
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
+# isort: split
+# Module-level names aiosmtplib.smtp shows (code imports them from there): re-exported.
+from .auth import auth_crammd5_verify as auth_crammd5_verify
+from .auth import auth_login_encode as auth_login_encode
+from .auth import auth_plain_encode as auth_plain_encode
+from .auth import auth_xoauth2_encode as auth_xoauth2_encode
+from .email import extract_recipients as extract_recipients
+from .email import extract_sender as extract_sender
+from .email import flatten_message as flatten_message
+from .email import parse_address as parse_address
+from .email import quote_address as quote_address
+from .errors import SMTPConnectError as SMTPConnectError
+from .errors import SMTPConnectResponseError as SMTPConnectResponseError
+from .errors import SMTPConnectTimeoutError as SMTPConnectTimeoutError
+from .errors import SMTPRecipientsRefused as SMTPRecipientsRefused
+from .esmtp import parse_esmtp_extensions as parse_esmtp_extensions
+from .protocol import normalize_message_line_endings as normalize_message_line_endings
+from .typing import SMTPStatus as SMTPStatus
+
 __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
 
 # The annotations every command repeats (the same types as aiosmtplib's, spelled once).

@@ -18,10 +18,16 @@ reason. An added parameter must be keyword-only and have a default, and must be 
 
 from __future__ import annotations
 
+import email.charset
 import enum
 import importlib
+import importlib.metadata
 import inspect
 import os
+import pkgutil
+import re
+import subprocess
+import sys
 import typing
 from types import ModuleType, UnionType
 from typing import Any
@@ -159,8 +165,7 @@ def assert_same_signature(qualname: str, theirs_func: Any, ours_func: Any) -> No
 
     def shape(params: dict[str, inspect.Parameter]) -> list[tuple[Any, ...]]:
         return [
-            (p.name, p.kind, canonical_default(p.default), annotation(p))
-            for p in params.values()
+            (p.name, p.kind, canonical_default(p.default), annotation(p)) for p in params.values()
         ]
 
     assert shape(ours_params) == shape(dict(theirs.parameters)), qualname
@@ -219,6 +224,13 @@ def test_metadata() -> None:
     for attr, reason in DIFFERENT_METADATA.items():
         assert isinstance(getattr(fastsmtp, attr), str), reason
     assert fastsmtp.__title__ == "fastsmtp"
+
+
+def test_distribution_name() -> None:
+    # `fastsmtp` on PyPI is an unrelated project: this one is distributed as `fastsmtplib`
+    # and imported as `fastsmtp`.
+    assert importlib.metadata.version("fastsmtplib") == fastsmtp.__version__
+    assert "fastsmtplib" in importlib.metadata.packages_distributions()["fastsmtp"]
 
 
 # --- SMTP ----------------------------------------------------------------------------------
@@ -372,3 +384,259 @@ def test_response() -> None:
     ours = fastsmtp.response.SMTPResponse(250, "OK")
     assert ours._fields == theirs._fields
     assert (repr(ours), str(ours), tuple(ours)) == (repr(theirs), str(theirs), tuple(theirs))
+
+
+# --- every public module-level name --------------------------------------------------------
+#
+# ``__all__`` is not the whole contract: code imports whatever a module shows, e.g.
+# fastapi-mail's ``from aiosmtplib.api import DEFAULT_TIMEOUT``. So every public name (no
+# leading ``_``) of every module of the installed aiosmtplib must exist in the same-named
+# fastsmtp module and be the same kind of thing: classes are classes (exceptions with the same
+# MRO, enums with the same members), functions callables with the same signature, constants
+# equal, typing aliases equal, and names that are one object in aiosmtplib (a re-export such as
+# ``aiosmtplib.smtp.SMTPStatus is aiosmtplib.status.SMTPStatus``) one object in fastsmtp.
+
+
+def _aiosmtplib_modules() -> list[str]:
+    """Every module of the installed aiosmtplib ("" is the package), except ``__main__``
+    (importing it runs the interactive CLI; ``python -m fastsmtp`` is tested in test_cli)."""
+    found = [""]
+    for info in pkgutil.walk_packages(aiosmtplib.__path__, "aiosmtplib."):
+        short = info.name.removeprefix("aiosmtplib.")
+        if short != "__main__":
+            found.append(short)
+    return found
+
+
+ALL_MODULES = _aiosmtplib_modules()
+
+# Names that aiosmtplib's modules only have because they import them for their own use: a
+# standard-library module or a typing helper, importable from where it comes from. Not
+# required from fastsmtp. name -> (where the object comes from, reason); the test checks
+# that aiosmtplib's object really is that one, so nothing of aiosmtplib's own hides here.
+_STDLIB_MODULE = "a standard-library module aiosmtplib imports for its own use"
+_TYPING_HELPER = "a typing / collections.abc helper imported for annotations"
+NOT_REEXPORTED: dict[str, tuple[tuple[str, ...], str]] = {
+    **{
+        name: ((name,), _STDLIB_MODULE)
+        for name in (
+            "asyncio",
+            "base64",
+            "binascii",
+            "collections",
+            "copy",
+            "email",
+            "enum",
+            "hmac",
+            "io",
+            "os",
+            "re",
+            "socket",
+            "ssl",
+        )
+    },
+    "Any": (("typing",), _TYPING_HELPER),
+    "Awaitable": (("collections.abc",), _TYPING_HELPER),
+    "Callable": (("typing", "collections.abc"), _TYPING_HELPER),
+    "Iterable": (("collections.abc",), _TYPING_HELPER),
+    "Literal": (("typing",), _TYPING_HELPER),
+    "NamedTuple": (("typing",), _TYPING_HELPER),
+    "Sequence": (("collections.abc",), _TYPING_HELPER),
+    "TracebackType": (("types",), _TYPING_HELPER),
+    "cast": (("typing",), _TYPING_HELPER),
+}
+
+# (module, class) -> reason: a base class aiosmtplib's class has and fastsmtp's lacks.
+DIFFERENT_BASES = {
+    ("protocol", "SMTPProtocol"): (
+        "compat-api.md §1: fastsmtp's protocol is its own (session, batches, its own flow "
+        "control); FlowControlMixin is provided for code that builds on it, but is not "
+        "SMTPProtocol's base"
+    ),
+}
+
+
+def _from_aiosmtplib(obj: Any) -> bool:
+    if isinstance(obj, ModuleType):
+        return obj.__name__.split(".")[0] == "aiosmtplib"
+    return str(getattr(obj, "__module__", "")).split(".")[0] == "aiosmtplib"
+
+
+def _is_constant(obj: Any) -> bool:
+    return isinstance(obj, (int, float, str, bytes, re.Pattern, email.charset.Charset))
+
+
+def _constant_view(obj: Any) -> Any:
+    if isinstance(obj, re.Pattern):
+        return ("re.Pattern", obj.pattern, obj.flags)
+    if isinstance(obj, email.charset.Charset):
+        return (
+            "Charset",
+            obj.input_charset,
+            obj.header_encoding,
+            obj.body_encoding,
+            obj.output_charset,
+        )
+    return (type(obj).__name__, obj)
+
+
+def _class_problems(where: tuple[str, str], theirs: type, ours: Any) -> list[str]:
+    label = f"{where[0]}.{where[1]}"
+    if not inspect.isclass(ours):
+        return [f"{label} is not a class"]
+    problems = []
+    if issubclass(theirs, BaseException):
+        if _mro_names(ours) != _mro_names(theirs):
+            problems.append(f"{label}: MRO {_mro_names(ours)} != {_mro_names(theirs)}")
+    elif (
+        theirs.__module__.removeprefix("aiosmtplib."),
+        theirs.__qualname__,
+    ) not in DIFFERENT_BASES:
+        for base in theirs.__mro__[1:]:
+            if _from_aiosmtplib(base):
+                home = _module("fastsmtp", base.__module__.removeprefix("aiosmtplib."))
+                ours_base = getattr(home, base.__name__)
+            else:
+                ours_base = base
+            if not issubclass(ours, ours_base):
+                problems.append(f"{label} does not derive from {base.__qualname__}")
+    if issubclass(theirs, enum.Enum):
+        members = {m.name: m.value for m in theirs}
+        if not issubclass(ours, enum.Enum) or {m.name: m.value for m in ours} != members:
+            problems.append(f"{label}: enum members differ")
+    if hasattr(theirs, "_fields") and getattr(ours, "_fields", None) != theirs._fields:
+        problems.append(f"{label}: fields differ")
+    return problems
+
+
+def _problems(module: str, name: str, theirs: Any, ours: Any) -> list[str]:
+    label = f"{module}.{name}"
+    if isinstance(theirs, ModuleType):
+        expected = _module("fastsmtp", theirs.__name__.removeprefix("aiosmtplib").lstrip("."))
+        return [] if ours is expected else [f"{label} is not {expected.__name__}"]
+    if typing.get_origin(theirs) is not None or isinstance(theirs, UnionType):
+        # typing aliases (SMTPTokenGenerator, SocketPathType)
+        return [] if canonical(ours) == canonical(theirs) else [f"{label}: {ours!r} differs"]
+    if not _from_aiosmtplib(theirs) and not _is_constant(theirs):
+        # A standard-library object aiosmtplib re-exports on purpose (errors.TimeoutError):
+        # the very same object, so ``except`` clauses catch the same things.
+        return [] if ours is theirs else [f"{label} is not {theirs!r}"]
+    if inspect.isclass(theirs):
+        return _class_problems((module, name), theirs, ours)
+    if inspect.isfunction(theirs):
+        if not callable(ours) or inspect.isclass(ours):
+            return [f"{label} is not a function"]
+        if inspect.iscoroutinefunction(ours) != inspect.iscoroutinefunction(theirs):
+            return [f"{label}: coroutine function or not differs"]
+        try:
+            assert_same_signature(name, theirs, ours)
+        except AssertionError as exc:
+            return [f"{label}: signature differs ({exc})"]
+        return []
+    assert _is_constant(theirs), f"{label}: no rule for {theirs!r}"
+    if _constant_view(ours) != _constant_view(theirs):
+        return [f"{label} = {ours!r}, aiosmtplib has {theirs!r}"]
+    return []
+
+
+def _required_names(module: str) -> dict[str, Any]:
+    theirs = _module("aiosmtplib", module)
+    required = {}
+    for name, value in vars(theirs).items():
+        if name.startswith("_"):
+            continue
+        if name in NOT_REEXPORTED and not _from_aiosmtplib(value):
+            origins, _reason = NOT_REEXPORTED[name]
+            assert any(
+                value is importlib.import_module(origin)
+                if name == origin
+                else value is getattr(importlib.import_module(origin), name, None)
+                for origin in origins
+            ), f"aiosmtplib.{module}.{name} is not the stdlib object NOT_REEXPORTED says it is"
+            continue
+        required[name] = value
+    return required
+
+
+def test_all_modules_found() -> None:
+    # The walk must see aiosmtplib's modules (an empty walk would make the next test vacuous).
+    assert {"api", "auth", "email", "errors", "esmtp", "protocol", "smtp", "status"} <= set(
+        ALL_MODULES
+    )
+    assert set(MODULES) - {"protocol"} <= set(ALL_MODULES)
+
+
+@pytest.mark.parametrize("module", ALL_MODULES)
+def test_every_public_module_level_name(module: str) -> None:
+    ours = _module("fastsmtp", module)
+    required = _required_names(module)
+    missing = sorted(name for name in required if not hasattr(ours, name))
+    assert not missing, f"fastsmtp.{module or '__init__'} lacks {missing}"
+    problems = [
+        problem
+        for name, theirs in sorted(required.items())
+        for problem in _problems(module, name, theirs, getattr(ours, name))
+    ]
+    assert not problems
+
+
+def test_reexports_are_the_same_objects() -> None:
+    """Where several aiosmtplib names are one object, the fastsmtp names are one object."""
+    groups: dict[int, list[tuple[str, str]]] = {}
+    keep: list[Any] = []  # keeps every object alive while its id() is a key
+    for module in ALL_MODULES:
+        for name, value in _required_names(module).items():
+            if _is_constant(value):
+                continue
+            keep.append(value)
+            groups.setdefault(id(value), []).append((module, name))
+    shared = [places for places in groups.values() if len(places) > 1]
+    assert any(("status", "SMTPStatus") in places for places in shared)  # not vacuous
+    for places in shared:
+        objects = {id(getattr(_module("fastsmtp", m), n)) for m, n in places}
+        assert len(objects) == 1, f"not one object in fastsmtp: {places}"
+
+
+def test_compat_installs_every_module() -> None:
+    import fastsmtp.compat
+
+    assert set(fastsmtp.compat._SUBMODULES) == set(ALL_MODULES) - {""}
+
+
+def test_submodules_are_attributes_after_a_plain_import() -> None:
+    # ``import aiosmtplib`` alone makes ``aiosmtplib.auth`` etc. usable; a fresh interpreter,
+    # because in this one every submodule is imported already.
+    code = (
+        "import sys, types; pkg = __import__(sys.argv[1]); "
+        "print(' '.join(sorted(n for n, v in vars(pkg).items() "
+        "if isinstance(v, types.ModuleType) and not n.startswith('_'))))"
+    )
+
+    def submodules(package: str) -> set[str]:
+        result = subprocess.run(
+            [sys.executable, "-c", code, package],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return set(result.stdout.split())
+
+    theirs = submodules("aiosmtplib")
+    assert "auth" in theirs
+    assert theirs <= submodules("fastsmtp")
+
+
+def test_name_rules_catch_differences() -> None:
+    # The rules above are not vacuous: each kind of difference is reported.
+    import aiosmtplib.api
+    import aiosmtplib.errors
+    import aiosmtplib.protocol
+
+    assert _problems("api", "DEFAULT_TIMEOUT", 60, 61)
+    assert _problems("protocol", "PERIOD_REGEX", aiosmtplib.protocol.PERIOD_REGEX, re.compile(b"^"))
+    assert _problems("errors", "SMTPDataError", aiosmtplib.errors.SMTPDataError, ValueError)
+    assert _problems("errors", "TimeoutError", aiosmtplib.errors.TimeoutError, OSError)
+    assert _problems("api", "send", aiosmtplib.api.send, lambda message: None)
+    assert _problems("typing", "SocketPathType", aiosmtplib.typing.SocketPathType, str | bytes)
+    assert _problems("", "auth", aiosmtplib.auth, fastsmtp.errors)

@@ -570,11 +570,18 @@ class Close:
 
 
 @dataclass(frozen=True)
+class Delay:
+    """Wait this many seconds before the next step: a slow server (timeout tests only)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class StopReading:
     """Stop reading from the socket (the client's writes back up) until the server exits."""
 
 
-Step = Send | Expect | ExpectData | Hang | Close | StopReading
+Step = Send | Expect | ExpectData | Hang | Close | StopReading | Delay
 
 
 def reply(*lines: str) -> Send:
@@ -703,6 +710,8 @@ class ScriptedServer:
                 conn.lines.append(payload)
             elif isinstance(step, Close):
                 return
+            elif isinstance(step, Delay):
+                await asyncio.sleep(step.seconds)
             elif isinstance(step, StopReading):
                 writer.transport.pause_reading()
                 await self._stopping.wait()

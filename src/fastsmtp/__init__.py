@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._options import Timeouts as Timeouts  # additive: importable, not in __all__
 from .api import send
 from .errors import (
     SMTPAuthenticationError,
@@ -35,7 +36,7 @@ __license__ = "MIT"
 __copyright__ = "Copyright 2026 fastsmtp developers"
 
 # Exactly aiosmtplib's names. fastsmtp's additions (SMTPPool, SendResult, SendStatus,
-# RecipientRefusal) are importable from here but deliberately not listed.
+# RecipientRefusal, Timeouts) are importable from here but deliberately not listed.
 __all__ = (
     "send",
     "SMTP",

@@ -78,6 +78,8 @@ async def open_channel(
     options: ConnectionOptions,
     timeout: float | None,
     on_lost: Callable[[SMTPProtocol], None] | None = None,
+    *,
+    greeting_timeout: float | None,
 ) -> tuple[SMTPProtocol, SMTPResponse]:
     """Connect and read the 220 greeting; returns the protocol and the greeting.
     ``on_lost(protocol)`` is called when that connection ends."""
@@ -128,7 +130,7 @@ async def open_channel(
         raise SMTPConnectError(f"Error connecting to {where}: {exc}") from exc
 
     try:
-        greeting = await protocol.read_greeting(timeout)
+        greeting = await protocol.read_greeting(greeting_timeout)
     except SMTPReadTimeoutError as exc:
         protocol.abort()
         raise SMTPConnectTimeoutError("Timed out waiting for server ready message") from exc

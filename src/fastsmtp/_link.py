@@ -23,7 +23,7 @@ from email.message import EmailMessage, Message
 from . import _connector
 from ._auth import Mechanism, authenticate
 from ._commands import command_line, validate_local_hostname
-from ._options import ConnectionOptions
+from ._options import ConnectionOptions, Timeouts
 from ._sending import (
     Envelope,
     Execute,
@@ -88,7 +88,7 @@ class Link:
 
     # -- the connection ------------------------------------------------------------
 
-    async def open(self, timeout: float | None) -> SMTPResponse:
+    async def open(self, timeout: float | Timeouts | Default | None) -> SMTPResponse:
         """Connect and read the greeting; returns it. STARTTLS and AUTH are the owner's."""
         loop = asyncio.get_running_loop()
         if self._locks_loop is not loop:
@@ -104,8 +104,9 @@ class Link:
         await self._connect_lock.acquire()
         try:
             await _connector.local_hostname(self.options)
+            phases = self.options.phases(timeout)
             self.protocol, response = await _connector.open_channel(
-                self.options, timeout, self.forget
+                self.options, phases.connect, self.forget, greeting_timeout=phases.greeting
             )
         except BaseException:
             self.close()
@@ -197,7 +198,7 @@ class Link:
                 self.forget(protocol)
 
     async def authenticate(
-        self, mechanism: Mechanism, timeout: float | Default | None
+        self, mechanism: Mechanism, timeout: float | Timeouts | Default | None
     ) -> SMTPResponse:
         """Run a SASL mechanism in one turn, each line through ``execute``."""
         self.check_auth_channel()
@@ -207,7 +208,10 @@ class Link:
             )
 
     async def starttls(
-        self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | Default | None
+        self,
+        context: ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float | Timeouts | Default | None,
     ) -> SMTPResponse:
         """STARTTLS and the handshake in one turn (RFC 3207): no other caller writes
         in between. The session then forgets what the server said (section 4.2)."""
@@ -215,13 +219,13 @@ class Link:
             response = await self.execute(b"STARTTLS", timeout=timeout)
             if response.code != 220:
                 raise SMTPResponseException(response.code, response.message)
-            await protocol.start_tls(context, server_hostname, self.options.timeout_or(timeout))
+            await protocol.start_tls(context, server_hostname, self.options.phases(timeout).connect)
         return response
 
     async def data(
         self,
         message: MessageSource,
-        timeout: float | Default | None,
+        timeout: float | Timeouts | Default | None,
         progress: ProgressCallback | None,
     ) -> SMTPResponse:
         """DATA, then the body after its 354, in one turn (RFC 5321 section 4.1.1.4)."""
@@ -229,10 +233,9 @@ class Link:
             start = await self.execute(b"DATA", timeout=timeout)
             if start.code != 354:
                 raise SMTPDataError(start.code, start.message)
-            timeout_value = self.options.timeout_or(timeout)
-            return await send_body(protocol, self.options, message, timeout_value, progress)
+            return await send_body(protocol, message, self.options.phases(timeout), progress)
 
-    async def quit(self, timeout: float | Default | None) -> SMTPResponse:
+    async def quit(self, timeout: float | Timeouts | Default | None) -> SMTPResponse:
         """QUIT; on 221 the one clean close (RFC 5321 section 4.1.1.10). The connection
         is forgotten either way."""
         protocol = self.live()
@@ -248,7 +251,7 @@ class Link:
     # -- mail transactions (also the pool's way in) --------------------------------
 
     async def finish(
-        self, submission: Submission, timeout: float | Default | None
+        self, submission: Submission, timeout: float | Timeouts | Default | None
     ) -> tuple[dict[str, SMTPResponse], str]:
         """Wait for a submitted message's final reply: ``sendmail``'s result. A refusal
         is followed by RSET, as aiosmtplib does (errors ignored)."""
@@ -268,7 +271,7 @@ class Link:
         *,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        timeout: float | Timeouts | Default | None = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> Submission:
@@ -297,7 +300,7 @@ class Link:
                     options,
                     envelope,
                     message,
-                    timeout=options.timeout if timeout is _default else timeout,
+                    phases=options.phases(timeout),
                     size=size,
                     progress=progress,
                     execute=self.execute,
@@ -314,7 +317,7 @@ class Link:
         recipients: str | Sequence[str] | None = None,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        timeout: float | Timeouts | Default | None = _default,
     ) -> Submission:
         """``send_message`` up to the end of the message (see :meth:`submit`)."""
         sender, recipient_list = message_envelope(message, sender, recipients)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar, overload
 
 from ._commands import validate_local_hostname
-from .typing import Default, SMTPTokenGenerator, SocketPathType
+from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = (
     "DEFAULT_TIMEOUT",
@@ -22,6 +22,7 @@ __all__ = (
     "SMTP_PORT",
     "SMTP_STARTTLS_PORT",
     "SMTP_TLS_PORT",
+    "Timeouts",
     "ConnectionOptions",
     "OptionAttribute",
     "ServerAttribute",
@@ -59,6 +60,85 @@ _DEFAULTS: dict[str, Any] = {
 }
 OPTION_NAMES: tuple[str, ...] = tuple(_DEFAULTS)
 
+_PHASES = ("connect", "greeting", "command", "upload_idle", "final_reply")
+
+
+class Timeouts:
+    """Separate limits, in seconds (None: wait for ever), for each phase of a connection.
+
+    Accepted wherever ``timeout`` is (``SMTP()``, ``connect()``, ``send()``, ``SMTPPool``,
+    every command); a number there is the same limit for every phase, as in aiosmtplib. A
+    phase left out takes ``default``:
+
+    - ``connect``: opening the connection, including a proxy's handshake and the TLS
+      handshake (implicit TLS, and the one after STARTTLS);
+    - ``greeting``: the server's 220 (RFC 5321 section 4.5.3.2.1 suggests 5 minutes);
+    - ``command``: each command's reply;
+    - ``upload_idle``: while a message body uploads, how long the socket may take no data
+      (a no-progress timer: a large message on a slow link is not cut off);
+    - ``final_reply``: the reply after the end of the message, which a server may spend
+      scanning it (RFC 5321 section 4.5.3.2.6 suggests 10 minutes).
+    """
+
+    __slots__ = ("command", "connect", "default", "final_reply", "greeting", "upload_idle")
+
+    default: float | None
+    connect: float | None
+    greeting: float | None
+    command: float | None
+    upload_idle: float | None
+    final_reply: float | None
+
+    def __init__(
+        self,
+        default: float | None = DEFAULT_TIMEOUT,
+        *,
+        connect: float | Default | None = _default,
+        greeting: float | Default | None = _default,
+        command: float | Default | None = _default,
+        upload_idle: float | Default | None = _default,
+        final_reply: float | Default | None = _default,
+    ) -> None:
+        given = {
+            "connect": connect,
+            "greeting": greeting,
+            "command": command,
+            "upload_idle": upload_idle,
+            "final_reply": final_reply,
+        }
+        object.__setattr__(self, "default", _seconds("default", default))
+        for name, value in given.items():
+            value = default if isinstance(value, Default) else _seconds(name, value)
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Timeouts is immutable; make a new one")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Timeouts):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, n) for n in self.__slots__))
+
+    def __repr__(self) -> str:
+        phases = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in _PHASES
+            if getattr(self, name) != self.default
+        )
+        return f"Timeouts({self.default!r}{', ' + phases if phases else ''})"
+
+
+def _seconds(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"The {name} timeout must be a number of seconds >= 0, or None")
+    return value
+
+
 # In connect()/starttls() these three mean "not given" by None (aiosmtplib's signature);
 # every other option uses the ``_default`` sentinel, since None is a real value for them.
 _NONE_MEANS_NOT_GIVEN = frozenset(("use_tls", "validate_certs", "allow_insecure_auth"))
@@ -67,7 +147,7 @@ _NONE_MEANS_NOT_GIVEN = frozenset(("use_tls", "validate_certs", "allow_insecure_
 class ConnectionOptions:
     """The connection options of one client (or of every connection of a pool)."""
 
-    __slots__ = (*OPTION_NAMES, "upload_idle_timeout")
+    __slots__ = (*OPTION_NAMES, "_phases")
 
     hostname: str | None
     port: int | None
@@ -76,7 +156,7 @@ class ConnectionOptions:
     oauth_token_generator: SMTPTokenGenerator | None
     local_hostname: str | None
     source_address: tuple[str, int] | None
-    timeout: float | None
+    timeout: float | Timeouts | None
     use_tls: bool
     start_tls: bool | None
     validate_certs: bool
@@ -90,14 +170,11 @@ class ConnectionOptions:
     #: RFC 2920 / RFC 3030: None = use when advertised, False = never, True = required.
     pipelining: bool | None
     chunking: bool | None
-    #: While a body uploads, how long the socket may take no data before the upload
-    #: fails (a no-progress timer, not a deadline); None: the command ``timeout``.
-    upload_idle_timeout: float | None
 
     def __init__(self, given: Mapping[str, Any] | None = None) -> None:
         for name, value in _DEFAULTS.items():
             setattr(self, name, value)
-        self.upload_idle_timeout = None
+        self._phases = Timeouts(DEFAULT_TIMEOUT)
         if given:
             for name in OPTION_NAMES:
                 if name in given:
@@ -174,14 +251,16 @@ class ConnectionOptions:
             return "localhost"
         return None
 
-    def timeout_or(self, timeout: float | Default | None) -> float | None:
-        """``timeout`` as given to a command, or this client's default."""
-        return self.timeout if isinstance(timeout, Default) else timeout
-
-    def upload_timeout(self, timeout: float | None) -> float | None:
-        """The no-progress limit for a body upload run with command ``timeout``."""
-        idle = self.upload_idle_timeout
-        return timeout if idle is None else idle
+    def phases(self, timeout: float | Timeouts | Default | None) -> Timeouts:
+        """The limit for each phase: ``timeout`` as given to a call, else this client's."""
+        if isinstance(timeout, Default):
+            timeout = self.timeout
+        if isinstance(timeout, Timeouts):
+            return timeout
+        phases = self._phases  # one object per plain number, made when it changes
+        if phases.default != timeout or phases.command != timeout:
+            self._phases = phases = Timeouts(timeout)
+        return phases
 
 
 class OptionAttribute(Generic[_T]):

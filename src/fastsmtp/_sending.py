@@ -31,7 +31,7 @@ from email.message import EmailMessage, Message
 from typing import Any
 
 from ._commands import mail_line, message_size, rcpt_line
-from ._options import ConnectionOptions
+from ._options import ConnectionOptions, Timeouts
 from ._session import Phase, ServerState
 from ._speedups import DataEncoder
 from ._transaction import CHUNK_SIZE, LineEndings, MailTransaction, MessageSource
@@ -246,7 +246,7 @@ async def transact(
     envelope: Envelope,
     message: MessageSource,
     *,
-    timeout: float | None,
+    phases: Timeouts,
     size: int | None,
     progress: ProgressCallback | None,
     execute: Execute,
@@ -293,14 +293,14 @@ async def transact(
         envelope.sender, envelope.recipients, mail, envelope.rcpt_lines, data=not chunked
     )
     pipelined = plan.pipelined
+    timeout = phases.command
     async with protocol.turn:
         try:
             await _send_commands(protocol, transaction, pipelined, timeout, execute)
             if bdat is not None:
-                reply = await _send_bdat(protocol, bdat, pipelined, timeout)
+                reply = await _send_bdat(protocol, bdat, pipelined, timeout, phases.final_reply)
                 return Submission(transaction.refused, protocol, None, reply)
-            idle = options.upload_idle_timeout  # the no-progress limit while uploading
-            future = await protocol.write_body(body, timeout, timeout if idle is None else idle)
+            future = await protocol.write_body(body, phases.final_reply, phases.upload_idle)
             if pipelined:
                 return Submission(transaction.refused, protocol, future)
             submission = Submission(transaction.refused, protocol, future)
@@ -315,16 +315,15 @@ async def transact(
 
 async def send_body(
     protocol: SMTPProtocol,
-    options: ConnectionOptions,
     message: MessageSource,
-    timeout: float | None,
+    phases: Timeouts,
     progress: ProgressCallback | None,
 ) -> SMTPResponse:
     """The body after DATA's 354 (RFC 5321 section 4.1.1.4), for ``SMTP.data``; the
     caller holds the turn. Returns the final reply (SMTPDataError unless 250)."""
     chunks, total = message_chunks(message)
     future = await protocol.write_body(
-        _dot_stuffed(chunks, progress, total), timeout, options.upload_timeout(timeout)
+        _dot_stuffed(chunks, progress, total), phases.final_reply, phases.upload_idle
     )
     return await Submission({}, protocol, future).reply()
 
@@ -394,6 +393,7 @@ async def _send_bdat(
     chunks: AsyncGenerator[tuple[bytes, bool], None],
     pipelined: bool,
     timeout: float | None,
+    final_timeout: float | None,
 ) -> SMTPResponse:
     """Send the message as BDAT chunks (RFC 3030 section 2), the last with LAST.
 
@@ -425,7 +425,7 @@ async def _send_bdat(
     async with contextlib.aclosing(chunks):
         async for data, last in chunks:
             line = (_BDAT_LAST if last else _BDAT) % len(data)
-            future = protocol.post_bdat(line, data, last, timeout)
+            future = protocol.post_bdat(line, data, last, final_timeout if last else timeout)
             outstanding.append(future)
             if last:
                 last_future = future

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from email.message import EmailMessage, Message
 
 from ._options import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT  # public in aiosmtplib.api
-from ._options import ConnectionOptions
+from ._options import ConnectionOptions, Timeouts
 from ._transaction import MessageSource
 from .response import SMTPResponse
 from .smtp import SMTP, ProgressCallback
@@ -32,7 +32,7 @@ async def send(
     oauth_token_generator: SMTPTokenGenerator | None = None,
     local_hostname: str | None = None,
     source_address: tuple[str, int] | None = None,
-    timeout: float | None = DEFAULT_TIMEOUT,
+    timeout: float | Timeouts | None = DEFAULT_TIMEOUT,
     use_tls: bool = False,
     start_tls: bool | None = None,
     validate_certs: bool = True,

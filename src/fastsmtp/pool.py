@@ -31,7 +31,7 @@ from collections.abc import AsyncIterable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
 
-from ._options import ConnectionOptions
+from ._options import ConnectionOptions, Timeouts
 from ._pool._delivery import Delivery
 from ._pool._job import BulkItem as BulkItem
 from ._pool._job import Job, message_job, recipient_list
@@ -82,7 +82,7 @@ class SMTPPool:
         oauth_token_generator: SMTPTokenGenerator | None = None,
         local_hostname: str | None = None,
         source_address: tuple[str, int] | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        timeout: float | Timeouts | None = DEFAULT_TIMEOUT,
         use_tls: bool = False,
         start_tls: bool | None = None,
         validate_certs: bool = True,
@@ -270,7 +270,7 @@ class SMTPPool:
         *,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        timeout: float | Timeouts | Default | None = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[dict[str, SMTPResponse], str]:
@@ -298,7 +298,7 @@ class SMTPPool:
         recipients: str | Sequence[str] | None = None,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
-        timeout: float | Default | None = _default,
+        timeout: float | Timeouts | Default | None = _default,
     ) -> tuple[dict[str, SMTPResponse], str]:
         """``SMTP.send_message`` through the pool: same arguments, result and exceptions."""
         job = message_job(message, sender, recipients, mail_options, rcpt_options, timeout)

@@ -37,6 +37,7 @@ from ._options import (
     ConnectionOptions,
     OptionAttribute,
     ServerAttribute,
+    Timeouts,
 )
 from ._sending import ProgressCallback as ProgressCallback
 from ._sending import Submission as Submission
@@ -80,7 +81,7 @@ from .typing import SMTPStatus as SMTPStatus
 __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
 
 # The annotations every command repeats (the same types as aiosmtplib's, spelled once).
-_Timeout: TypeAlias = float | Default | None
+_Timeout: TypeAlias = float | Timeouts | Default | None
 _Secret: TypeAlias = str | bytes
 
 
@@ -94,8 +95,9 @@ class SMTP:
 
     Construct it with connection options (no I/O happens), then ``await connect()``
     or use it as an async context manager. Every command method takes a
-    keyword-only ``timeout`` (seconds; ``None`` waits forever) that defaults to the
-    instance's ``timeout``.
+    keyword-only ``timeout`` (seconds; ``None`` waits forever; or a
+    :class:`~fastsmtp.Timeouts` with a limit per phase) that defaults to the instance's
+    ``timeout``.
     """
 
     AUTH_METHODS: tuple[str, ...] = ("cram-md5", "plain", "login")
@@ -104,7 +106,7 @@ class SMTP:
     port = OptionAttribute[int | None]("port")
     local_hostname = OptionAttribute[str | None]("local_hostname")
     source_address = OptionAttribute[tuple[str, int] | None]("source_address")
-    timeout = OptionAttribute[float | None]("timeout")
+    timeout = OptionAttribute[float | Timeouts | None]("timeout")
     use_tls = OptionAttribute[bool]("use_tls")
     validate_certs = OptionAttribute[bool]("validate_certs")
     client_cert = OptionAttribute[str | None]("client_cert")
@@ -132,7 +134,7 @@ class SMTP:
         oauth_token_generator: SMTPTokenGenerator | None = None,
         local_hostname: str | None = None,
         source_address: tuple[str, int] | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        timeout: float | Timeouts | None = DEFAULT_TIMEOUT,
         use_tls: bool = False,
         start_tls: bool | None = None,
         validate_certs: bool = True,
@@ -226,7 +228,7 @@ class SMTP:
         """
         self._options.update(locals())
         self.loop = asyncio.get_running_loop()
-        response = await self._link.open(self._options.timeout_or(timeout))
+        response = await self._link.open(timeout)
         try:
             await self._start_tls_and_login()
         except BaseException:
@@ -309,7 +311,7 @@ class SMTP:
         Every command this class sends on its own comes through here (see the module
         docstring), so a subclass may override it to trace or answer them.
         """
-        return await self._link.command(args, self._options.timeout_or(timeout))
+        return await self._link.command(args, self._options.phases(timeout).command)
 
     async def _ehlo_or_helo_if_needed(self) -> None:
         if self.is_ehlo_or_helo_needed:
@@ -356,7 +358,7 @@ class SMTP:
         return await self._checked((b"NOOP",), (250,), timeout)
 
     async def _checked(
-        self, args: tuple[bytes, ...], codes: tuple[int, ...], timeout: float | Default | None
+        self, args: tuple[bytes, ...], codes: tuple[int, ...], timeout: _Timeout
     ) -> SMTPResponse:
         await self._ehlo_or_helo_if_needed()
         response = await self.execute_command(*args, timeout=timeout)
@@ -382,7 +384,7 @@ class SMTP:
         address: str,
         options: Iterable[str] | None,
         codes: tuple[int, ...],
-        timeout: float | Default | None,
+        timeout: _Timeout,
     ) -> SMTPResponse:
         options = list(options) if options is not None else []
         utf8 = any(option.upper() == "SMTPUTF8" for option in options)

@@ -69,6 +69,9 @@ WIDER_ANNOTATIONS: dict[str, str] = {
     "SMTP.data.message": "issue 4: also a stream (iterable/async iterable of bytes, file)",
 }
 
+# How canonical() spells fastsmtp.Timeouts, the one type added to every ``timeout``.
+TIMEOUTS = "aiosmtplib._options.Timeouts"
+
 # Top-level metadata that names the package, not the API.
 DIFFERENT_METADATA = {
     "__title__": "the package is called fastsmtp",
@@ -155,6 +158,14 @@ def assert_same_signature(qualname: str, theirs_func: Any, ours_func: Any) -> No
         assert name in ours.parameters, f"{qualname}: listed extra {name!r} does not exist"
 
     def annotation(param: inspect.Parameter) -> Any:
+        if param.name == "timeout" and "timeout" in theirs.parameters:
+            # Issue 14: a Timeouts (a limit per phase) is accepted wherever a timeout is;
+            # everything else about the annotation is aiosmtplib's.
+            ours_types = _union_members(canonical(param.annotation))
+            theirs_types = _union_members(canonical(theirs.parameters["timeout"].annotation))
+            assert ours_types - theirs_types in (set(), {TIMEOUTS}), f"{qualname}.timeout"
+            assert theirs_types <= ours_types, f"{qualname}.timeout is not wider"
+            return canonical(theirs.parameters["timeout"].annotation)
         if f"{qualname}.{param.name}" in WIDER_ANNOTATIONS:
             # Ours must accept everything theirs does; compare theirs with itself.
             ours_types = _union_members(canonical(ours.parameters[param.name].annotation))

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from email.message import Message
 from typing import Any, TypeAlias
 
+from .._options import Timeouts
 from .._transaction import MessageSource
 from ..email import extract_recipients
 from ..smtp import SMTP, Submission
@@ -78,7 +79,7 @@ def message_job(
     recipients: str | Sequence[str] | None,
     mail_options: Iterable[str] | None = None,
     rcpt_options: Iterable[str] | None = None,
-    timeout: float | Default | None = _default,
+    timeout: float | Timeouts | Default | None = _default,
 ) -> Job:
     """A job for ``send_message``'s arguments."""
     # The recipients are fixed once, so a retry can address a subset of them.

@@ -118,3 +118,53 @@ class SMTPRecipientsRefused(SMTPException):
     def __init__(self, recipients: list[SMTPRecipientRefused], /) -> None:
         Exception.__init__(self, recipients)
         self.recipients = recipients
+
+
+# -- bad input refused before anything is written (fastsmtp only) -------------------------
+#
+# fastsmtp refuses input that aiosmtplib would send (an envelope address outside RFC 5321's
+# grammar, a malformed ESMTP parameter, a credential that would add a SASL field). The rule
+# (README, "Differences from aiosmtplib"): each such refusal is an instance of what
+# aiosmtplib raises in the same situation, whether aiosmtplib refuses the input itself or
+# the server refuses it, and also of ``ValueError``, which fastsmtp raised for it before.
+# So ``except SMTPRecipientsRefused`` written for aiosmtplib, and ``except ValueError``
+# written for earlier fastsmtp releases, both still catch it. These classes are not in
+# ``__all__`` (aiosmtplib has no such names); import them from ``fastsmtp.errors``.
+#
+# Codes are those a server answers for the same input (RFC 5321 section 4.2.2/4.2.3,
+# enhanced codes from RFC 3463 section 3.2): 553 for a mailbox name not allowed (5.1.7
+# sender, 5.1.3 recipient syntax), 501 for a syntax error in parameters or arguments
+# (5.5.4 invalid command arguments). The message says the input never left the machine.
+
+#: Appended to the message of every local refusal.
+REFUSED_LOCALLY = "(refused by fastsmtp; nothing was sent)"
+
+
+class SMTPInputRefused(ValueError):
+    """Marker base: bad input refused by fastsmtp before anything was written."""
+
+
+class SMTPSenderRefusedLocally(SMTPSenderRefused, SMTPInputRefused):
+    """An invalid sender address or MAIL parameter, refused before ``MAIL`` was written."""
+
+
+class SMTPRecipientRefusedLocally(SMTPRecipientRefused, SMTPInputRefused):
+    """An invalid recipient address or RCPT parameter, refused before ``RCPT`` was written.
+
+    ``sendmail`` records it in its ``refused`` dict as it records a server's refusal, and
+    sends the message to the other recipients.
+    """
+
+
+class SMTPRecipientsRefusedLocally(SMTPRecipientsRefused, SMTPInputRefused):
+    """Every recipient was refused, at least one of them by fastsmtp (the others, if any,
+    by the server); ``recipients`` holds each refusal."""
+
+
+class SMTPCommandRefusedLocally(SMTPResponseException, SMTPInputRefused):
+    """A command argument that could inject (VRFY/EXPN), refused before it was written."""
+
+
+class SMTPAuthenticationRefusedLocally(SMTPAuthenticationError, SMTPInputRefused):
+    """Credentials that would change the fields of a SASL message (a NUL in PLAIN, ^A in
+    XOAUTH2), refused before ``AUTH`` was written. The message never holds the secret."""

@@ -234,6 +234,10 @@ def message_envelope(
         recipient_list = list(recipients)
     if not recipient_list:
         raise ValueError("No recipient headers provided in message")
+    # A bad sender is refused before the greeting too (SMTPSenderRefusedLocally), with
+    # the encoding prepare_message will choose: SMTPUTF8 for any non-ASCII address.
+    utf8 = not sender.isascii() or any(not r.isascii() for r in recipient_list)
+    mail_line(sender, None, "utf-8" if utf8 else "ascii")
     return sender, recipient_list
 
 

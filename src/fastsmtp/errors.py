@@ -7,6 +7,9 @@ so exceptions pickle and compare the way aiosmtplib's do.
 from __future__ import annotations
 
 import asyncio
+import email.errors
+import ssl
+from typing import TYPE_CHECKING
 
 __all__ = (
     "SMTPAuthenticationError",
@@ -45,6 +48,15 @@ class SMTPException(Exception):
 
 class SMTPServerDisconnected(SMTPException, ConnectionError):
     """The connection was lost, or a command was run on a client that is not connected."""
+
+
+class SMTPTLSDisconnected(SMTPServerDisconnected, ssl.SSLEOFError):
+    """The peer closed the connection in the middle of a TLS handshake.
+
+    An ``SMTPServerDisconnected``, and still the ``ssl.SSLEOFError`` (an ``ssl.SSLError``)
+    the handshake failed with, so ``except ssl.SSLError`` around STARTTLS keeps working.
+    Not in ``__all__``: aiosmtplib has no such name.
+    """
 
 
 class SMTPConnectError(SMTPException, ConnectionError):
@@ -168,3 +180,25 @@ class SMTPCommandRefusedLocally(SMTPResponseException, SMTPInputRefused):
 class SMTPAuthenticationRefusedLocally(SMTPAuthenticationError, SMTPInputRefused):
     """Credentials that would change the fields of a SASL message (a NUL in PLAIN, ^A in
     XOAUTH2), refused before ``AUTH`` was written. The message never holds the secret."""
+
+
+class _NoHeaderWriteError(Exception):
+    """Stands in for ``email.errors.HeaderWriteError`` on Pythons that lack it."""
+
+
+if TYPE_CHECKING:
+    _HeaderWriteError = _NoHeaderWriteError
+else:
+    # Python 3.13 (and the 3.12.5 / 3.11.10 / 3.10.15 security releases) raise it when a
+    # generated header holds a line break that is not a fold; aiosmtplib's send_message
+    # lets it through, so code written for aiosmtplib there catches it.
+    _HeaderWriteError = getattr(email.errors, "HeaderWriteError", _NoHeaderWriteError)
+
+
+class HeaderInjectionError(_HeaderWriteError, SMTPInputRefused):
+    """A message header that could add header lines (a line break that is not a fold in a
+    value, a name outside RFC 5322's field-name), refused before anything was written.
+
+    An ``email.errors.HeaderWriteError`` where the running Python has that class (what
+    its email generator raises for such a header), and a ``ValueError``.
+    """

@@ -45,6 +45,7 @@ from .errors import (
     SMTPResponseException,
     SMTPServerDisconnected,
     SMTPTimeoutError,
+    SMTPTLSDisconnected,
 )
 from .response import SMTPResponse
 
@@ -54,6 +55,8 @@ log = logging.getLogger("fastsmtp")
 
 _QUIT_REPLY = SMTPResponse(221, "")
 _RSET = b"RSET\r\n"
+# aiosmtplib's words for a connection lost during the STARTTLS handshake.
+_UPGRADE_LOST = "Connection reset while upgrading transport"
 _RSET_KINDS = (Kind.RSET,)
 _QUIT = Kind.QUIT
 _CLOSED = Phase.CLOSED
@@ -376,15 +379,22 @@ class SMTPProtocol(asyncio.Protocol):
             self._close_transport()
             if "taking longer" in str(exc):
                 raise SMTPTimeoutError("Timed out while upgrading transport") from exc
-            raise SMTPServerDisconnected("Connection lost") from exc
+            raise SMTPServerDisconnected(_UPGRADE_LOST) from exc
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+            # The peer closed the socket in the middle of the handshake: a disconnect,
+            # reported as one, and still the ssl error it was (issue 12).
+            self._close_transport()
+            raise SMTPTLSDisconnected(_UPGRADE_LOST) from exc
         except ssl.SSLError:
             # Certificate and handshake errors reach the caller as they are (the
             # aiosmtplib contract), after the connection is gone.
             self._close_transport()
             raise
-        except ConnectionError as exc:
+        except OSError as exc:
+            # ConnectionResetError and any other socket error of a dropped connection:
+            # SMTPServerDisconnected (an OSError too), as aiosmtplib words it.
             self._close_transport()
-            raise SMTPServerDisconnected("Connection lost") from exc
+            raise SMTPServerDisconnected(_UPGRADE_LOST) from exc
         except BaseException:
             self._close_transport()
             raise

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import email.errors
-import ssl
 from typing import TYPE_CHECKING
 
 __all__ = (
@@ -48,15 +47,6 @@ class SMTPException(Exception):
 
 class SMTPServerDisconnected(SMTPException, ConnectionError):
     """The connection was lost, or a command was run on a client that is not connected."""
-
-
-class SMTPTLSDisconnected(SMTPServerDisconnected, ssl.SSLEOFError):
-    """The peer closed the connection in the middle of a TLS handshake.
-
-    An ``SMTPServerDisconnected``, and still the ``ssl.SSLEOFError`` (an ``ssl.SSLError``)
-    the handshake failed with, so ``except ssl.SSLError`` around STARTTLS keeps working.
-    Not in ``__all__``: aiosmtplib has no such name.
-    """
 
 
 class SMTPConnectError(SMTPException, ConnectionError):

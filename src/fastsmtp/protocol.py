@@ -45,7 +45,6 @@ from .errors import (
     SMTPResponseException,
     SMTPServerDisconnected,
     SMTPTimeoutError,
-    SMTPTLSDisconnected,
 )
 from .response import SMTPResponse
 
@@ -380,19 +379,15 @@ class SMTPProtocol(asyncio.Protocol):
             if "taking longer" in str(exc):
                 raise SMTPTimeoutError("Timed out while upgrading transport") from exc
             raise SMTPServerDisconnected(_UPGRADE_LOST) from exc
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-            # The peer closed the socket in the middle of the handshake: a disconnect,
-            # reported as one, and still the ssl error it was (issue 12).
-            self._close_transport()
-            raise SMTPTLSDisconnected(_UPGRADE_LOST) from exc
         except ssl.SSLError:
             # Certificate and handshake errors reach the caller as they are (the
             # aiosmtplib contract), after the connection is gone.
             self._close_transport()
             raise
         except OSError as exc:
-            # ConnectionResetError and any other socket error of a dropped connection:
-            # SMTPServerDisconnected (an OSError too), as aiosmtplib words it.
+            # ConnectionResetError (asyncio's and uvloop's report of a peer that closed
+            # or reset the socket before or during the handshake) and any other socket
+            # error: SMTPServerDisconnected (an OSError too), in aiosmtplib's words.
             self._close_transport()
             raise SMTPServerDisconnected(_UPGRADE_LOST) from exc
         except BaseException:

@@ -256,7 +256,8 @@ _WELL_FORMED = re.compile(
 
 
 def check_header_block(flat: bytes) -> None:
-    """Raise ``HeaderInjectionError`` (a ``ValueError``) if a header line of a flattened message is malformed.
+    """Raise ``HeaderInjectionError`` (a ``ValueError``) if a header line of a flattened
+    message is malformed.
 
     Looks at the header block (up to the first empty line): each line must be a field
     (``Name: value``) or a folded continuation (starting with space or tab) of one.

@@ -23,6 +23,8 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from tests._servers import RecordingServer, ServerConfig
+from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
 
 import fastsmtp
 from fastsmtp import SMTPPool
@@ -36,8 +38,6 @@ from fastsmtp.errors import (
     SMTPSenderRefusedLocally,
 )
 from fastsmtp.results import SendStatus
-from tests._servers import RecordingServer, ServerConfig
-from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
 
 MESSAGE = b"Subject: hi\r\n\r\nbody\r\n"
 REFUSE_BAD = {"bad@example.com": "550 5.1.1 no such user"}
@@ -63,9 +63,7 @@ class Run:
         self.auth_attempts = server.auth_attempts
 
 
-async def run(
-    lib: Any, action: Action, config: ServerConfig | None = None, **options: Any
-) -> Run:
+async def run(lib: Any, action: Action, config: ServerConfig | None = None, **options: Any) -> Run:
     """Connect ``lib``'s SMTP to a fresh server, run ``action``, QUIT; record everything."""
     with RecordingServer(config or ServerConfig(refuse_recipients=dict(REFUSE_BAD))) as server:
         client = lib.SMTP(
@@ -166,9 +164,7 @@ async def test_local_and_server_refusals_together_are_collected_in_one_exception
     codes = {e.recipient: e.code for e in fast.error.recipients}
     assert codes == {"@@": 553, "bad@example.com": 550}
     # The server's refusal was real: RCPT for it, then RSET, as aiosmtplib does.
-    assert [line.split(b" ")[0] for line in fast.lines[1:]] == [
-        b"MAIL", b"RCPT", b"RSET", b"QUIT"
-    ]
+    assert [line.split(b" ")[0] for line in fast.lines[1:]] == [b"MAIL", b"RCPT", b"RSET", b"QUIT"]
 
 
 async def test_rcpt_refuses_locally_with_recipient_refused_and_writes_nothing() -> None:
@@ -192,8 +188,7 @@ async def test_bad_rcpt_option_refuses_every_recipient_before_anything_is_writte
     with RecordingServer() as server:
         async with fastsmtp.SMTP(hostname=server.host, port=server.port, start_tls=False) as c:
             with pytest.raises(SMTPRecipientsRefusedLocally) as info:
-                await c.sendmail("a@example.com", ["b@example.com"], MESSAGE,
-                                 rcpt_options=[option])
+                await c.sendmail("a@example.com", ["b@example.com"], MESSAGE, rcpt_options=[option])
         await server.wait_all_closed()
     assert isinstance(info.value, ValueError)
     assert info.value.recipients[0].code == 501
@@ -419,8 +414,11 @@ async def test_extract_recipients_of_a_tuple_header_matches_aiosmtplib() -> None
 
 # -- AUTH credentials that would add SASL fields ------------------------------------------
 
-AUTH = ServerConfig(auth_mechanisms=("PLAIN", "LOGIN", "XOAUTH2", "CRAM-MD5"),
-                    users={"user": "secret"}, oauth_tokens={"user": "token"})
+AUTH = ServerConfig(
+    auth_mechanisms=("PLAIN", "LOGIN", "XOAUTH2", "CRAM-MD5"),
+    users={"user": "secret"},
+    oauth_tokens={"user": "token"},
+)
 
 
 @pytest.mark.parametrize(
@@ -435,8 +433,16 @@ AUTH = ServerConfig(auth_mechanisms=("PLAIN", "LOGIN", "XOAUTH2", "CRAM-MD5"),
         (lambda c: c.auth_login("us\x00er", "secret"), "us\x00er"),
         (lambda c: c.auth_crammd5("user", "sec\x00ret"), "sec\x00ret"),
     ],
-    ids=["plain-user", "plain-password", "xoauth2-user", "xoauth2-token", "login-user",
-         "login-password", "auth-login", "cram-md5"],
+    ids=[
+        "plain-user",
+        "plain-password",
+        "xoauth2-user",
+        "xoauth2-token",
+        "login-user",
+        "login-password",
+        "auth-login",
+        "cram-md5",
+    ],
 )
 async def test_credentials_with_a_field_separator_are_refused_before_auth_is_written(
     call: Action, secret: str

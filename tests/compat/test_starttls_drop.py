@@ -18,9 +18,9 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
 
 import fastsmtp
-from tests.client.conftest import _collect_garbage  # noqa: F401  (fixture)
 
 SCENARIOS = {
     # the 220 to STARTTLS, then a clean close / a reset before the handshake
@@ -43,7 +43,10 @@ def reset(writer: asyncio.StreamWriter) -> None:
 
 
 async def drop_around_starttls(
-    reply: bool, how: str, read_hello: bool, reader: asyncio.StreamReader,
+    reply: bool,
+    how: str,
+    read_hello: bool,
+    reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
 ) -> None:
     writer.write(b"220 drop.test ESMTP\r\n")

@@ -23,7 +23,7 @@ import re
 import sys
 from typing import Any
 
-from .errors import HeaderInjectionError
+from .errors import HeaderInjectionError, HeaderNameEncodeError
 
 __all__ = (
     "extract_recipients",
@@ -294,6 +294,14 @@ def _check_header_lines(flat: bytes) -> None:
             return
 
 
+def _refuse_name(name: object) -> None:
+    reason = "is not an RFC 5322 field-name (printable ASCII characters other than ':')"
+    if isinstance(name, str) and not name.isascii():
+        start = next(i for i, char in enumerate(name) if char > "\x7f")
+        raise HeaderNameEncodeError("ascii", name, start, start + 1, f"header name {reason}")
+    raise HeaderInjectionError(f"Header name {name!r} {reason}")
+
+
 def check_message_headers(message: email.message.Message) -> None:
     """Raise ``HeaderInjectionError`` (a ``ValueError``, and ``email.errors.HeaderWriteError``
     where Python has it) if a header of ``message`` (or of any MIME part) has a name outside
@@ -309,10 +317,7 @@ def check_message_headers(message: email.message.Message) -> None:
     for part in message.walk():
         for name, value in part.raw_items():
             if type(name) is not str or _FIELD_NAME_TEXT.fullmatch(name) is None:
-                raise HeaderInjectionError(
-                    f"Header name {name!r} is not an RFC 5322 field-name (printable "
-                    "ASCII characters other than ':')"
-                )
+                _refuse_name(name)
             if _BAD_BREAK.search(str(value)) is not None:
                 raise HeaderInjectionError(
                     f"Header {name!r} contains a line break that is not a fold: {value!r}"

@@ -192,3 +192,8 @@ class HeaderInjectionError(_HeaderWriteError, SMTPInputRefused):
     An ``email.errors.HeaderWriteError`` where the running Python has that class (what
     its email generator raises for such a header), and a ``ValueError``.
     """
+
+
+class HeaderNameEncodeError(HeaderInjectionError, UnicodeEncodeError):
+    """A header name with non-ASCII characters: also the ``UnicodeEncodeError`` the email
+    generator raises for it when aiosmtplib flattens such a message."""

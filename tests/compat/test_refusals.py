@@ -330,6 +330,9 @@ async def test_header_value_injection_raises_header_write_error_and_value_error(
     fast = await run(fastsmtp, lambda c: c.send_message(injected_message(header)))
     assert_header_refusal(fast.error)
     assert fast.lines == [b"QUIT"]
+    aio = await run(aiosmtplib, lambda c: c.send_message(injected_message(header)))
+    if aio.error is not None:  # HeaderWriteError where this Python's generator raises it
+        assert_caught_as_before(fast, aio)
 
 
 def named(name: str, kind: str) -> email.message.Message:
@@ -364,6 +367,9 @@ async def test_header_names_outside_rfc5322_are_refused_before_anything_is_writt
     fast = await run(fastsmtp, lambda c: c.send_message(message))
     assert_header_refusal(fast.error)
     assert fast.lines == [b"QUIT"]
+    aio = await run(aiosmtplib, lambda c: c.send_message(message))
+    if aio.error is not None:  # HeaderWriteError where this Python's generator raises it
+        assert_caught_as_before(fast, aio)
 
 
 @pytest.mark.parametrize("name", ["X-A: 1\r\nX-Injected", "X:Y"])

@@ -80,6 +80,15 @@ class _Invalid(Exception):
     """Internal: carries the reason an address was rejected."""
 
 
+class _NotAscii(_Invalid):
+    """Internal: a non-ASCII mailbox without SMTPUTF8; ``index`` of the first such char."""
+
+    def __init__(self, mailbox: str, index: int) -> None:
+        super().__init__("contains non-ASCII characters; they require SMTPUTF8")
+        self.mailbox = mailbox
+        self.index = index
+
+
 def envelope_address(
     address: str,
     *,
@@ -93,11 +102,22 @@ def envelope_address(
     whitespace ignored). The null path (``""`` or ``"<>"``, returned as ``""``) needs
     ``allow_null``; a bare ``Postmaster`` needs ``allow_postmaster``; non-ASCII needs ``utf8``
     (SMTPUTF8). Raises ``ValueError`` naming the problem for anything else; never truncates.
+
+    A non-ASCII mailbox without ``utf8`` raises ``UnicodeEncodeError`` (a ``ValueError``),
+    which is what aiosmtplib raises when it encodes such an address as ASCII.
     """
     if not isinstance(address, str):
         raise TypeError(f"email address must be str, not {type(address).__name__}")
     try:
         return _envelope_address(address, utf8, allow_null, allow_postmaster)
+    except _NotAscii as exc:
+        raise UnicodeEncodeError(
+            "ascii",
+            exc.mailbox,
+            exc.index,
+            exc.index + 1,
+            "ordinal not in range(128): a non-ASCII address needs SMTPUTF8",
+        ) from None
     except _Invalid as exc:
         raise ValueError(f"Invalid email address {address!r}: {exc}") from None
 
@@ -151,7 +171,7 @@ def _check_mailbox(mailbox: str, utf8: bool) -> None:
         if char in "\r\n\x00" or ord(char) < 0x20 or char == "\x7f":
             raise _Invalid(f"contains {_describe(char)}")
     if not utf8 and not mailbox.isascii():
-        raise _Invalid("contains non-ASCII characters; they require SMTPUTF8")
+        raise _NotAscii(mailbox, next(i for i, char in enumerate(mailbox) if char > "\x7f"))
     if mailbox.startswith('"'):
         at = _quoted_string_end(mailbox, utf8)
         if at >= len(mailbox) or mailbox[at] != "@":

@@ -23,7 +23,7 @@ from ._speedups import (
     auth_plain_encode,
     auth_xoauth2_encode,
 )
-from .errors import SMTPAuthenticationError
+from .errors import REFUSED_LOCALLY, SMTPAuthenticationError, SMTPAuthenticationRefusedLocally
 from .response import SMTPResponse
 
 __all__ = (
@@ -38,6 +38,26 @@ __all__ = (
 
 #: RFC 4954 section 4: a client answers a challenge with "*" to cancel the exchange.
 CANCEL = b"*"
+
+
+def _no_nul(mechanism: str, **credentials: str | bytes) -> None:
+    """Refuse a credential holding NUL before anything is written.
+
+    PLAIN and XOAUTH2 refuse their field separators in the core encoders; for LOGIN and
+    CRAM-MD5 NUL separates nothing, but SASLprep (RFC 4013 section 2.3, RFC 3454 table
+    C.2.1) prohibits it in every SASL credential, and refusing it here keeps ``login()``
+    from offering to LOGIN a credential PLAIN has just refused. The message names the
+    field, never its value.
+    """
+    for what, value in credentials.items():
+        if (isinstance(value, str) and "\0" in value) or (
+            isinstance(value, bytes) and b"\0" in value
+        ):
+            raise SMTPAuthenticationRefusedLocally(
+                501,
+                f"5.5.4 The {what} for AUTH {mechanism} contains NUL, which no SASL "
+                f"credential may contain {REFUSED_LOCALLY}",
+            )
 
 
 class Mechanism:
@@ -83,6 +103,7 @@ class Login(Mechanism):
 
     def __init__(self, username: str | bytes, password: str | bytes) -> None:
         super().__init__()
+        _no_nul("LOGIN", username=username, password=password)
         self._username, self._password = auth_login_encode(username, password)
         self._answered = False
 
@@ -104,6 +125,7 @@ class CramMD5(Mechanism):
 
     def __init__(self, username: str | bytes, password: str | bytes) -> None:
         super().__init__()
+        _no_nul("CRAM-MD5", username=username, password=password)
         self._username = username
         self._password = password
         self._answered = False

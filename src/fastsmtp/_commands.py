@@ -13,6 +13,13 @@ Everything a caller passes is checked here, before a byte is written: no argumen
 carry a C0 control character or DEL (that is how command injection works), envelope
 addresses go through the strict grammar of :mod:`fastsmtp._address`, and ESMTP
 parameters must be ``keyword[=value]`` with no room for a second parameter or command.
+
+A refusal raises what aiosmtplib code already catches for that command (README,
+"Differences from aiosmtplib"): a bad sender or MAIL parameter
+:class:`~fastsmtp.errors.SMTPSenderRefusedLocally`, a bad recipient or RCPT parameter
+:class:`~fastsmtp.errors.SMTPRecipientRefusedLocally`, a VRFY/EXPN argument that could
+inject :class:`~fastsmtp.errors.SMTPCommandRefusedLocally` (each also a ``ValueError``),
+and a non-ASCII mailbox without SMTPUTF8 ``UnicodeEncodeError``, as aiosmtplib raises.
 """
 
 from __future__ import annotations
@@ -22,6 +29,12 @@ import re
 from collections.abc import Iterable
 
 from ._address import check_option, envelope_address
+from .errors import (
+    REFUSED_LOCALLY,
+    SMTPCommandRefusedLocally,
+    SMTPRecipientRefusedLocally,
+    SMTPSenderRefusedLocally,
+)
 
 __all__ = (
     "CRLF",
@@ -102,25 +115,85 @@ def _path_line(path: bytes, options: Iterable[str] | None) -> bytes:
     return b" ".join([path, *_options(options)]) + CRLF
 
 
+def _refused(enhanced: str, exc: ValueError) -> str:
+    """The text of a local refusal, worded as a server's reply (RFC 3463 code first)."""
+    return f"{enhanced} {exc} {REFUSED_LOCALLY}"
+
+
+# RFC 5321 section 4.2.3: 553 mailbox name not allowed (mailbox syntax incorrect), 501
+# syntax error in parameters or arguments. RFC 3463: 5.1.7 bad sender's mailbox syntax,
+# 5.1.3 bad destination mailbox syntax, 5.5.4 invalid command arguments.
+_BAD_MAILBOX = 553
+_BAD_PARAMETER = 501
+
+
 def mail_line(sender: str, options: Iterable[str] | None, encoding: str) -> bytes:
-    """``MAIL FROM:<sender> [params]``; the null reverse-path ``<>`` is allowed."""
-    return _path_line(_path(b"MAIL FROM:<", sender, encoding, True, False), options)
+    """``MAIL FROM:<sender> [params]``; the null reverse-path ``<>`` is allowed.
+
+    Raises :class:`~fastsmtp.errors.SMTPSenderRefusedLocally` (a ``ValueError``) for a
+    sender or parameter outside the grammar, ``UnicodeEncodeError`` for a non-ASCII
+    sender without SMTPUTF8.
+    """
+    try:
+        path = _path(b"MAIL FROM:<", sender, encoding, True, False)
+    except UnicodeEncodeError:
+        raise
+    except ValueError as exc:
+        raise SMTPSenderRefusedLocally(_BAD_MAILBOX, _refused("5.1.7", exc), sender) from None
+    try:
+        return _path_line(path, options)
+    except ValueError as exc:
+        raise SMTPSenderRefusedLocally(_BAD_PARAMETER, _refused("5.5.4", exc), sender) from None
 
 
 def rcpt_line(recipient: str, options: Iterable[str] | None, encoding: str) -> bytes:
-    """``RCPT TO:<recipient> [params]``; a bare ``Postmaster`` is allowed (section 4.1.1.3)."""
-    return _path_line(_path(b"RCPT TO:<", recipient, encoding, False, True), options)
+    """``RCPT TO:<recipient> [params]``; a bare ``Postmaster`` is allowed (section 4.1.1.3).
+
+    Raises :class:`~fastsmtp.errors.SMTPRecipientRefusedLocally` (a ``ValueError``) for a
+    recipient or parameter outside the grammar, ``UnicodeEncodeError`` for a non-ASCII
+    recipient without SMTPUTF8.
+    """
+    try:
+        path = _path(b"RCPT TO:<", recipient, encoding, False, True)
+    except UnicodeEncodeError:
+        raise
+    except ValueError as exc:
+        raise SMTPRecipientRefusedLocally(
+            _BAD_MAILBOX, _refused("5.1.3", exc), recipient
+        ) from None
+    try:
+        return _path_line(path, options)
+    except ValueError as exc:
+        raise SMTPRecipientRefusedLocally(
+            _BAD_PARAMETER, _refused("5.5.4", exc), recipient
+        ) from None
 
 
 def vrfy_line(verb: bytes, argument: str, options: Iterable[str] | None, utf8: bool) -> bytes:
-    """``VRFY``/``EXPN`` with a user name or mailbox (section 3.5.3); one token, checked."""
-    argument = argument.strip()
-    if "<" in argument or ">" in argument or "@" in argument:
-        argument = envelope_address(argument, utf8=utf8)
-    if not argument or _WHITESPACE_OR_CONTROL.search(argument):
-        raise ValueError(f"Invalid {verb.decode()} argument {argument!r}")
-    encoded = argument.encode("utf-8" if utf8 else "ascii")
-    return b" ".join([verb, encoded, *_options(options)]) + CRLF
+    """``VRFY``/``EXPN`` with a user name or mailbox (RFC 5321 section 3.5.3).
+
+    Sent as aiosmtplib sends it: stripped, a ``Name <mailbox>`` or ``<mailbox>`` reduced to
+    the mailbox, encoded as UTF-8 with SMTPUTF8 and as ASCII otherwise
+    (``UnicodeEncodeError``), an empty argument as ``VERB `` for the server to judge.
+    Only what could inject is refused, with
+    :class:`~fastsmtp.errors.SMTPCommandRefusedLocally` (a ``ValueError``): a control
+    character, whitespace or an angle bracket left inside the argument (a second
+    parameter or command), or a parameter outside the esmtp-param grammar.
+    """
+    name = verb.decode()
+    text = argument.strip()
+    try:
+        if "<" in text or ">" in text:
+            text = envelope_address(text, utf8=utf8)
+        if _WHITESPACE_OR_CONTROL.search(text):
+            raise ValueError(f"Invalid {name} argument {argument!r}")
+        params = _options(options)
+    except UnicodeEncodeError:
+        raise
+    except ValueError as exc:
+        raise SMTPCommandRefusedLocally(_BAD_PARAMETER, _refused("5.5.4", exc)) from None
+    encoded = text.encode("utf-8" if utf8 else "ascii")
+    return b" ".join([verb, encoded, *params]) + CRLF
 
 
 def message_size(data: bytes, *, terminated: bool = True) -> int:

@@ -34,7 +34,12 @@ import hmac
 from collections import deque
 from typing import Final
 
-from .errors import SMTPAuthenticationError, SMTPResponseException
+from .errors import (
+    REFUSED_LOCALLY,
+    SMTPAuthenticationError,
+    SMTPAuthenticationRefusedLocally,
+    SMTPResponseException,
+)
 from .response import SMTPResponse
 
 __all__ = (
@@ -259,9 +264,36 @@ def _b64(data: bytes) -> bytes:
     return binascii.b2a_base64(data, newline=False)
 
 
+def _field(value: str | bytes, separator: bytes, mechanism: str, what: str) -> bytes:
+    """One SASL field as bytes; refused when it holds the mechanism's field separator.
+
+    security.md section 11: the separator would end the field early and start another
+    (a fourth PLAIN field, a second XOAUTH2 ``auth=``). The message names the field,
+    never its value (a secret).
+    """
+    data = _to_bytes(value)
+    if separator in data:
+        name = "NUL" if separator == b"\0" else "^A (0x01)"
+        raise SMTPAuthenticationRefusedLocally(
+            501,
+            f"5.5.4 The {what} for AUTH {mechanism} contains {name}, which separates "
+            f"its fields {REFUSED_LOCALLY}",
+        )
+    return data
+
+
 def auth_plain_encode(username: str | bytes, password: str | bytes, /) -> bytes:
-    """AUTH PLAIN initial response (RFC 4616): base64 of NUL username NUL password."""
-    return _b64(b"\0" + _to_bytes(username) + b"\0" + _to_bytes(password))
+    """AUTH PLAIN initial response (RFC 4616): base64 of NUL username NUL password.
+
+    RFC 4616 section 2: no field may contain NUL; such a username or password raises
+    ``SMTPAuthenticationRefusedLocally`` (an ``SMTPAuthenticationError`` and ``ValueError``).
+    """
+    return _b64(
+        b"\0"
+        + _field(username, b"\0", "PLAIN", "username")
+        + b"\0"
+        + _field(password, b"\0", "PLAIN", "password")
+    )
 
 
 def auth_login_encode(username: str | bytes, password: str | bytes, /) -> tuple[bytes, bytes]:
@@ -284,7 +316,15 @@ def auth_crammd5_verify(
 
 
 def auth_xoauth2_encode(username: str | bytes, access_token: str | bytes, /) -> bytes:
-    """XOAUTH2 initial response: base64 of "user=" u ^A "auth=Bearer " token ^A ^A."""
+    """XOAUTH2 initial response: base64 of "user=" u ^A "auth=Bearer " token ^A ^A.
+
+    ^A separates the fields: a username or token holding one raises
+    ``SMTPAuthenticationRefusedLocally`` (an ``SMTPAuthenticationError`` and ``ValueError``).
+    """
     return _b64(
-        b"user=" + _to_bytes(username) + b"\x01auth=Bearer " + _to_bytes(access_token) + b"\x01\x01"
+        b"user="
+        + _field(username, b"\x01", "XOAUTH2", "username")
+        + b"\x01auth=Bearer "
+        + _field(access_token, b"\x01", "XOAUTH2", "access token")
+        + b"\x01\x01"
     )

@@ -46,7 +46,10 @@ from .errors import (
     SMTPDataError,
     SMTPException,
     SMTPNotSupported,
+    SMTPRecipientRefused,
+    SMTPRecipientRefusedLocally,
     SMTPRecipientsRefused,
+    SMTPRecipientsRefusedLocally,
     SMTPResponseException,
     SMTPServerDisconnected,
     SMTPTimeoutError,
@@ -136,7 +139,14 @@ def _final_failure(exc: SMTPException) -> None:
 
 
 class Envelope:
-    """MAIL and RCPT lines of one message, checked before anything is written."""
+    """MAIL and RCPT lines of one message, checked before anything is written.
+
+    A bad sender raises (``SMTPSenderRefusedLocally``, or ``UnicodeEncodeError`` for a
+    non-ASCII one without SMTPUTF8). A bad recipient is refused locally, as a server
+    refuses one: it goes to ``refused_locally`` and is not sent, the others are
+    (``recipients`` and ``rcpt_lines`` hold only those). When every recipient is bad,
+    ``SMTPRecipientsRefusedLocally`` is raised here, so nothing at all is written.
+    """
 
     __slots__ = (
         "binary",
@@ -145,6 +155,7 @@ class Envelope:
         "plain_mail",
         "rcpt_lines",
         "recipients",
+        "refused_locally",
         "sender",
     )
 
@@ -173,10 +184,31 @@ class Envelope:
         #: byte is written.
         self.plain_mail = mail_line(sender, options, encoding)
         recipients = self.recipients
-        if len(recipients) == 1:  # (most messages: no comprehension frame)
-            self.rcpt_lines = [rcpt_line(recipients[0], rcpt_opts, encoding)]
-        else:
-            self.rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipients]
+        self.refused_locally: list[SMTPRecipientRefused] = []
+        try:
+            if len(recipients) == 1:  # (most messages: no comprehension frame)
+                self.rcpt_lines = [rcpt_line(recipients[0], rcpt_opts, encoding)]
+            else:
+                self.rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipients]
+        except SMTPRecipientRefusedLocally:
+            self._refuse_locally(rcpt_opts)
+
+    def _refuse_locally(self, rcpt_opts: tuple[str, ...]) -> None:
+        """Split the recipients into those to send and those refused here."""
+        sent: list[str] = []
+        lines: list[bytes] = []
+        refused = self.refused_locally
+        for recipient in self.recipients:
+            try:
+                lines.append(rcpt_line(recipient, rcpt_opts, self.encoding))
+            except SMTPRecipientRefusedLocally as exc:
+                refused.append(exc)
+            else:
+                sent.append(recipient)
+        if not sent:
+            raise SMTPRecipientsRefusedLocally(list(refused))
+        self.recipients = sent
+        self.rcpt_lines = lines
 
     def mail_line(self, size: int | None) -> bytes:
         """MAIL FROM with the options, and SIZE (RFC 1870) unless the caller gave one."""
@@ -206,6 +238,10 @@ def message_envelope(
         recipient_list = list(recipients)
     if not recipient_list:
         raise ValueError("No recipient headers provided in message")
+    # A bad sender is refused before the greeting too (SMTPSenderRefusedLocally), with
+    # the encoding prepare_message will choose: SMTPUTF8 for any non-ASCII address.
+    utf8 = not sender.isascii() or any(not r.isascii() for r in recipient_list)
+    mail_line(sender, None, "utf-8" if utf8 else "ascii")
     return sender, recipient_list
 
 
@@ -290,7 +326,12 @@ async def transact(
             body = _dot_stuffed(chunks, progress, total)
     mail = envelope.mail_line(size) if plan.announce_size else envelope.plain_mail
     transaction = MailTransaction(
-        envelope.sender, envelope.recipients, mail, envelope.rcpt_lines, data=not chunked
+        envelope.sender,
+        envelope.recipients,
+        mail,
+        envelope.rcpt_lines,
+        data=not chunked,
+        local=envelope.refused_locally,
     )
     pipelined = plan.pipelined
     timeout = phases.command

@@ -12,7 +12,9 @@ batch of all of them) are the same code and give the same results:
 
 - MAIL not 250: ``SMTPSenderRefused``;
 - RCPT not 250/251: the recipient goes into ``refused``; once every recipient has been
-  answered and all were refused (or there were none): ``SMTPRecipientsRefused``;
+  answered and all were refused (or there were none): ``SMTPRecipientsRefused``.
+  Recipients refused locally (bad input, never sent; ``local``) count as refused:
+  they start ``refused``, and then the exception is ``SMTPRecipientsRefusedLocally``;
 - DATA not 354: ``SMTPDataError``;
 - a 421 reply (RFC 5321 section 3.8, the server is closing): the next command a
   lockstep client would send finds no connection: ``SMTPServerDisconnected``.
@@ -29,6 +31,7 @@ from .errors import (
     SMTPDataError,
     SMTPRecipientRefused,
     SMTPRecipientsRefused,
+    SMTPRecipientsRefusedLocally,
     SMTPSenderRefused,
     SMTPServerDisconnected,
 )
@@ -59,6 +62,7 @@ class MailTransaction:
 
     __slots__ = (
         "_errors",
+        "_local",
         "_next",
         "commands",
         "data_accepted",
@@ -77,6 +81,7 @@ class MailTransaction:
         rcpts: Sequence[bytes],
         *,
         data: bool = True,
+        local: Sequence[SMTPRecipientRefused] = (),
     ) -> None:
         self.sender = sender
         self.recipients = list(recipients)
@@ -92,6 +97,10 @@ class MailTransaction:
         self.kinds: tuple[Kind, ...] = kinds
         self.refused: dict[str, SMTPResponse] = {}
         self._errors: list[SMTPRecipientRefused] = []
+        self._local = len(local)
+        for error in local:
+            self.refused[error.recipient] = SMTPResponse(error.code, error.message)
+            self._errors.append(error)
         self._next = 0
         self.server_closing = False
         self.data_accepted = False
@@ -121,7 +130,9 @@ class MailTransaction:
                 recipient = self.recipients[index - 1]
                 self._errors.append(SMTPRecipientRefused(reply.code, reply.message, recipient))
                 self.refused[recipient] = reply
-            if index == count and len(self._errors) == count:
+            if index == count and len(self._errors) == count + self._local:
+                if self._local:
+                    raise SMTPRecipientsRefusedLocally(self._errors)
                 raise SMTPRecipientsRefused(self._errors)
         else:
             if reply.code != 354:

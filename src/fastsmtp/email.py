@@ -23,6 +23,8 @@ import re
 import sys
 from typing import Any
 
+from .errors import HeaderInjectionError, HeaderNameEncodeError
+
 __all__ = (
     "extract_recipients",
     "extract_sender",
@@ -178,11 +180,27 @@ def extract_addresses(
     header: str | email.headerregistry.AddressHeader | email.header.Header,
     /,
 ) -> list[str]:
-    """Return the raw addresses (``local@domain``) of an address header, for the envelope."""
+    """Return the raw addresses (``local@domain``) of an address header, for the envelope.
+
+    As aiosmtplib 5.1.3: ``Address`` objects give their ``addr_spec``; the plain strings
+    an ``AddressHeader`` holds when a sequence was assigned to it (``msg["To"] =
+    ("a@example.com", "b")``) and each decoded chunk of an ``email.header.Header`` go
+    through :func:`parse_address`; anything else through ``getaddresses``. The envelope
+    grammar then judges each address (a bad one is refused locally, never sent).
+    """
     if isinstance(header, email.headerregistry.AddressHeader):
-        return [address.addr_spec for address in header.addresses]
+        addresses: list[str] = []
+        for address in header.addresses:
+            if isinstance(address, email.headerregistry.Address):
+                addresses.append(address.addr_spec)
+            else:
+                addresses.append(parse_address(str(address)))
+        return addresses
     if isinstance(header, email.header.Header):
-        return [parse_address(str(header))]
+        return [
+            parse_address(chunk if isinstance(chunk, str) else chunk.decode(charset or "ascii"))
+            for chunk, charset in email.header.decode_header(header)
+        ]
     return [address for _, address in email.utils.getaddresses([str(header)])]
 
 
@@ -232,6 +250,8 @@ def extract_recipients(message: email.message.EmailMessage | email.message.Messa
 
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|\Z)")
 _FIELD_NAME = re.compile(rb"[!-9;-~]+:")
+# RFC 5322 section 3.6.8: field-name = 1*ftext; ftext = %d33-57 / %d59-126.
+_FIELD_NAME_TEXT = re.compile(r"[!-9;-~]+")
 _BAD_BREAK = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?![ \t])")
 
 
@@ -246,7 +266,8 @@ _WELL_FORMED = re.compile(
 
 
 def check_header_block(flat: bytes) -> None:
-    """Raise ``ValueError`` if a header line of a flattened message is malformed.
+    """Raise ``HeaderInjectionError`` (a ``ValueError``) if a header line of a flattened
+    message is malformed.
 
     Looks at the header block (up to the first empty line): each line must be a field
     (``Name: value``) or a folded continuation (starting with space or tab) of one.
@@ -270,12 +291,12 @@ def _check_header_lines(flat: bytes) -> None:
             return  # the empty line that ends the header block
         if line[:1] in (b" ", b"\t"):
             if number == 1:
-                raise ValueError(
+                raise HeaderInjectionError(
                     f"Message header line 1 is a continuation with no header to continue: "
                     f"{line[:100]!r}"
                 )
         elif _FIELD_NAME.match(line) is None:
-            raise ValueError(
+            raise HeaderInjectionError(
                 f"Message header line {number} is neither 'Name: value' nor a folded "
                 f"continuation (possible header injection): {line[:100]!r}"
             )
@@ -283,17 +304,31 @@ def _check_header_lines(flat: bytes) -> None:
             return
 
 
+def _refuse_name(name: object) -> None:
+    reason = "is not an RFC 5322 field-name (printable ASCII characters other than ':')"
+    if isinstance(name, str) and not name.isascii():
+        start = next(i for i, char in enumerate(name) if char > "\x7f")
+        raise HeaderNameEncodeError("ascii", name, start, start + 1, f"header name {reason}")
+    raise HeaderInjectionError(f"Header name {name!r} {reason}")
+
+
 def check_message_headers(message: email.message.Message) -> None:
-    """Raise ``ValueError`` if a header value of ``message`` (or of any MIME part) holds a
-    line break that is not a fold (CR/LF followed by space or tab).
+    """Raise ``HeaderInjectionError`` (a ``ValueError``, and ``email.errors.HeaderWriteError``
+    where Python has it) if a header of ``message`` (or of any MIME part) has a name outside
+    RFC 5322's field-name (printable ASCII but ":") or a value holding a line break that is
+    not a fold (CR/LF followed by space or tab).
 
     This catches what ``check_header_block`` cannot see in the flattened bytes: on Python
     3.10-3.12 ``policy.SMTP`` writes a trailing CRLF of a header value verbatim, which ends
-    the header block early and pushes the remaining headers into the body.
+    the header block early and pushes the remaining headers into the body; a name such as
+    ``"X-A: 1\r\nX-B"`` flattens to two well-formed header lines; and Bcc, which is never
+    flattened, still gives the envelope its recipients.
     """
     for part in message.walk():
         for name, value in part.raw_items():
+            if type(name) is not str or _FIELD_NAME_TEXT.fullmatch(name) is None:
+                _refuse_name(name)
             if _BAD_BREAK.search(str(value)) is not None:
-                raise ValueError(
+                raise HeaderInjectionError(
                     f"Header {name!r} contains a line break that is not a fold: {value!r}"
                 )

@@ -7,10 +7,12 @@ so exceptions pickle and compare the way aiosmtplib's do.
 from __future__ import annotations
 
 import asyncio
+import email.errors
 
 # aiosmtplib.errors shows it too: ``except aiosmtplib.errors.TimeoutError`` catches asyncio's
 # TimeoutError (the builtin one on 3.11+), which every SMTPTimeoutError is.
 from asyncio import TimeoutError as TimeoutError
+from typing import TYPE_CHECKING
 
 __all__ = (
     "SMTPAuthenticationError",
@@ -122,3 +124,80 @@ class SMTPRecipientsRefused(SMTPException):
     def __init__(self, recipients: list[SMTPRecipientRefused], /) -> None:
         Exception.__init__(self, recipients)
         self.recipients = recipients
+
+
+# -- bad input refused before anything is written (fastsmtp only) -------------------------
+#
+# fastsmtp refuses input that aiosmtplib would send (an envelope address outside RFC 5321's
+# grammar, a malformed ESMTP parameter, a credential that would add a SASL field). The rule
+# (README, "Differences from aiosmtplib"): each such refusal is an instance of what
+# aiosmtplib raises in the same situation, whether aiosmtplib refuses the input itself or
+# the server refuses it, and also of ``ValueError``, which fastsmtp raised for it before.
+# So ``except SMTPRecipientsRefused`` written for aiosmtplib, and ``except ValueError``
+# written for earlier fastsmtp releases, both still catch it. These classes are not in
+# ``__all__`` (aiosmtplib has no such names); import them from ``fastsmtp.errors``.
+#
+# Codes are those a server answers for the same input (RFC 5321 section 4.2.2/4.2.3,
+# enhanced codes from RFC 3463 section 3.2): 553 for a mailbox name not allowed (5.1.7
+# sender, 5.1.3 recipient syntax), 501 for a syntax error in parameters or arguments
+# (5.5.4 invalid command arguments). The message says the input never left the machine.
+
+#: Appended to the message of every local refusal.
+REFUSED_LOCALLY = "(refused by fastsmtp; nothing was sent)"
+
+
+class SMTPInputRefused(ValueError):
+    """Marker base: bad input refused by fastsmtp before anything was written."""
+
+
+class SMTPSenderRefusedLocally(SMTPSenderRefused, SMTPInputRefused):
+    """An invalid sender address or MAIL parameter, refused before ``MAIL`` was written."""
+
+
+class SMTPRecipientRefusedLocally(SMTPRecipientRefused, SMTPInputRefused):
+    """An invalid recipient address or RCPT parameter, refused before ``RCPT`` was written.
+
+    ``sendmail`` records it in its ``refused`` dict as it records a server's refusal, and
+    sends the message to the other recipients.
+    """
+
+
+class SMTPRecipientsRefusedLocally(SMTPRecipientsRefused, SMTPInputRefused):
+    """Every recipient was refused, at least one of them by fastsmtp (the others, if any,
+    by the server); ``recipients`` holds each refusal."""
+
+
+class SMTPCommandRefusedLocally(SMTPResponseException, SMTPInputRefused):
+    """A command argument that could inject (VRFY/EXPN), refused before it was written."""
+
+
+class SMTPAuthenticationRefusedLocally(SMTPAuthenticationError, SMTPInputRefused):
+    """Credentials that would change the fields of a SASL message (a NUL in PLAIN, ^A in
+    XOAUTH2), refused before ``AUTH`` was written. The message never holds the secret."""
+
+
+class _NoHeaderWriteError(Exception):
+    """Stands in for ``email.errors.HeaderWriteError`` on Pythons that lack it."""
+
+
+if TYPE_CHECKING:
+    _HeaderWriteError = _NoHeaderWriteError
+else:
+    # Python 3.13 (and the 3.12.5 / 3.11.10 / 3.10.15 security releases) raise it when a
+    # generated header holds a line break that is not a fold; aiosmtplib's send_message
+    # lets it through, so code written for aiosmtplib there catches it.
+    _HeaderWriteError = getattr(email.errors, "HeaderWriteError", _NoHeaderWriteError)
+
+
+class HeaderInjectionError(_HeaderWriteError, SMTPInputRefused):
+    """A message header that could add header lines (a line break that is not a fold in a
+    value, a name outside RFC 5322's field-name), refused before anything was written.
+
+    An ``email.errors.HeaderWriteError`` where the running Python has that class (what
+    its email generator raises for such a header), and a ``ValueError``.
+    """
+
+
+class HeaderNameEncodeError(HeaderInjectionError, UnicodeEncodeError):
+    """A header name with non-ASCII characters: also the ``UnicodeEncodeError`` the email
+    generator raises for it when aiosmtplib flattens such a message."""

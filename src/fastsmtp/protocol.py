@@ -64,6 +64,8 @@ log = logging.getLogger("fastsmtp")
 
 _QUIT_REPLY = SMTPResponse(221, "")
 _RSET = b"RSET\r\n"
+# aiosmtplib's words for a connection lost during the STARTTLS handshake.
+_UPGRADE_LOST = "Connection reset while upgrading transport"
 _RSET_KINDS = (Kind.RSET,)
 _QUIT = Kind.QUIT
 _CLOSED = Phase.CLOSED
@@ -386,15 +388,18 @@ class SMTPProtocol(asyncio.Protocol):
             self._close_transport()
             if "taking longer" in str(exc):
                 raise SMTPTimeoutError("Timed out while upgrading transport") from exc
-            raise SMTPServerDisconnected("Connection lost") from exc
+            raise SMTPServerDisconnected(_UPGRADE_LOST) from exc
         except ssl.SSLError:
             # Certificate and handshake errors reach the caller as they are (the
             # aiosmtplib contract), after the connection is gone.
             self._close_transport()
             raise
-        except ConnectionError as exc:
+        except OSError as exc:
+            # ConnectionResetError (asyncio's and uvloop's report of a peer that closed
+            # or reset the socket before or during the handshake) and any other socket
+            # error: SMTPServerDisconnected (an OSError too), in aiosmtplib's words.
             self._close_transport()
-            raise SMTPServerDisconnected("Connection lost") from exc
+            raise SMTPServerDisconnected(_UPGRADE_LOST) from exc
         except BaseException:
             self._close_transport()
             raise

@@ -115,6 +115,13 @@ def test_valid(address: str, expected: str) -> None:
 
 @pytest.mark.parametrize("address", INVALID)
 def test_invalid(address: str) -> None:
+    if not address.isascii():
+        # Without SMTPUTF8 this is what aiosmtplib raises too (issue 12).
+        with pytest.raises(UnicodeEncodeError, match="needs SMTPUTF8") as encode_info:
+            envelope_address(address)
+        assert encode_info.value.object == address
+        assert encode_info.value.encoding == "ascii"
+        return
     with pytest.raises(ValueError, match=r"^Invalid email address ") as info:
         envelope_address(address)
     assert repr(address) in str(info.value)

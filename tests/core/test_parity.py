@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastsmtp.errors import SMTPAuthenticationRefusedLocally
+
 REQUIRE_EXTENSIONS = os.environ.get("FASTSMTP_REQUIRE_EXTENSIONS") == "1"
 
 PARITY = settings(
@@ -316,6 +318,27 @@ def test_auth_parity(
         assert outcome(getattr(compiled, name), username, password) == outcome(
             getattr(pure, name), username, password
         )
+
+
+@pytest.mark.parametrize(
+    ("call", "args"),
+    [
+        ("auth_plain_encode", ("a\x00", "b")),
+        ("auth_plain_encode", (b"a", b"b\x00")),
+        ("auth_xoauth2_encode", ("a\x01", "b")),
+        ("auth_xoauth2_encode", (b"a", b"\x01")),
+    ],
+)
+def test_auth_refusals_parity(
+    impls: tuple[ModuleType, ModuleType], call: str, args: tuple[Any, Any]
+) -> None:
+    """A credential holding its field separator: same class, code and message."""
+    outcomes = []
+    for core in impls:
+        with pytest.raises(SMTPAuthenticationRefusedLocally) as info:
+            getattr(core, call)(*args)
+        outcomes.append((type(info.value), info.value.args))
+    assert outcomes[0] == outcomes[1]
 
 
 # The surface -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from types import ModuleType
 import aiosmtplib.auth
 import pytest
 
-from fastsmtp.errors import SMTPAuthenticationError
+from fastsmtp.errors import SMTPAuthenticationError, SMTPAuthenticationRefusedLocally
 
 RFC2195_CHALLENGE = "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+"
 RFC2195_RESPONSE = b"dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw"
@@ -96,7 +96,7 @@ def test_crammd5_bad_challenge(impl: ModuleType, challenge: str | bytes) -> None
         (b"tim", b"tanstaaftanstaaf"),
         ("jürgen@example.com", "pässwörd ✓"),
         ("", ""),
-        (b"\xff\x00", b"\x01\x02"),
+        (b"\xff\x02", b"\x03\x7f"),
         ("u" * 300, "p" * 300),
     ],
 )
@@ -116,3 +116,68 @@ def test_equal_to_aiosmtplib(
         assert impl.auth_crammd5_verify(
             username, password, challenge
         ) == aiosmtplib.auth.auth_crammd5_verify(username, password, challenge)
+
+
+# -- credentials holding a field separator (security.md section 11, issue 12) -------------
+
+REFUSED = "(refused by fastsmtp; nothing was sent)"
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "field"),
+    [
+        ("us\x00er", "secret", "username"),
+        (b"us\x00er", b"secret", "username"),
+        ("user", "sec\x00ret", "password"),
+        (b"user", b"\x00", "password"),
+        ("\x00", "\x00", "username"),
+    ],
+)
+def test_plain_refuses_nul_inside_a_field(
+    impl: ModuleType, username: str | bytes, password: str | bytes, field: str
+) -> None:
+    # RFC 4616 section 2: authcid and passwd are 1*SAFE (UTF8 without NUL); a NUL would
+    # make the message four fields instead of three.
+    with pytest.raises(SMTPAuthenticationRefusedLocally) as info:
+        impl.auth_plain_encode(username, password)
+    error = info.value
+    assert isinstance(error, SMTPAuthenticationError) and isinstance(error, ValueError)
+    assert error.args == (
+        501,
+        f"5.5.4 The {field} for AUTH PLAIN contains NUL, which separates its fields {REFUSED}",
+    )
+    for secret in (username, password):
+        text = secret if isinstance(secret, str) else secret.decode()
+        assert len(text) < 2 or text not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("username", "token", "field"),
+    [
+        ("user\x01auth=Bearer evil", "token", "username"),
+        (b"user\x01", b"token", "username"),
+        ("user", "tok\x01en", "access token"),
+        ("user", b"\x01\x01", "access token"),
+    ],
+)
+def test_xoauth2_refuses_ctrl_a_inside_a_field(
+    impl: ModuleType, username: str | bytes, token: str | bytes, field: str
+) -> None:
+    with pytest.raises(SMTPAuthenticationRefusedLocally) as info:
+        impl.auth_xoauth2_encode(username, token)
+    assert info.value.args == (
+        501,
+        f"5.5.4 The {field} for AUTH XOAUTH2 contains ^A (0x01), which separates its "
+        f"fields {REFUSED}",
+    )
+    assert "evil" not in str(info.value) and "tok\x01en" not in str(info.value)
+
+
+def test_other_control_bytes_are_still_encoded_as_aiosmtplib_does(impl: ModuleType) -> None:
+    # Only the separators are refused: PLAIN takes ^A, XOAUTH2 takes NUL, like aiosmtplib.
+    assert impl.auth_plain_encode("u\x01", "p\x02") == aiosmtplib.auth.auth_plain_encode(
+        "u\x01", "p\x02"
+    )
+    assert impl.auth_xoauth2_encode("u\x00", "t") == aiosmtplib.auth.auth_xoauth2_encode(
+        "u\x00", "t"
+    )

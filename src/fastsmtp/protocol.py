@@ -6,8 +6,8 @@ one write of one or more commands together with the number of replies it expects
 sending is simply a batch of one. Each batch has one future and a whole-reply deadline (so
 a server dripping a byte at a time cannot stretch it), and every reply that arrives in one
 ``data_received`` is matched before any waiter wakes. One event-loop timer per connection
-watches the deadlines: it is set for the earliest one and moved on lazily when it fires,
-so a batch answered in time costs no timer operations.
+watches the deadlines (:class:`fastsmtp._pacing.Deadlines`), and write flow control is
+:class:`fastsmtp._pacing.WriteFlow`.
 
 Every write and every reply also goes through the connection's
 :class:`fastsmtp._session.SMTPSession`, which keeps the protocol state (phase, replies owed,
@@ -44,12 +44,12 @@ from ._flow import MAX_RESPONSE_LENGTH as MAX_RESPONSE_LENGTH
 from ._flow import PERIOD_REGEX as PERIOD_REGEX
 from ._flow import FlowControlMixin as FlowControlMixin
 from ._flow import normalize_message_line_endings as normalize_message_line_endings
+from ._pacing import Batch, Deadlines, WriteFlow, fresh
 from ._session import Kind, Phase, SMTPSession, Verdict
 from ._speedups import NEED_DATA, ReplyParser
 from ._turn import Turn
 from .errors import SMTPDataError as SMTPDataError  # as in aiosmtplib.protocol
 from .errors import (
-    SMTPReadTimeoutError,
     SMTPRecipientsRefused,
     SMTPResponseException,
     SMTPServerDisconnected,
@@ -71,35 +71,6 @@ _QUIT = Kind.QUIT
 _CLOSED = Phase.CLOSED
 
 
-class _Batch:
-    """Replies expected for one write, and the future that gets them."""
-
-    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies", "taken")
-
-    def __init__(self, future: asyncio.Future[list[SMTPResponse]], expected: int) -> None:
-        self.future = future
-        self.expected = expected
-        self.replies: list[SMTPResponse] = []
-        self.deadline: float | None = None
-        self.redact = False
-        self.quit = False
-        self.taken = 0  # replies already handed to the session
-
-
-def _fresh(exc: Exception) -> Exception:
-    """A new exception object like ``exc``: each waiter gets its own, so marking one
-    (``outcome_unknown``) never changes what another caller sees."""
-    try:
-        if type(exc) is SMTPResponseException:
-            new: Exception = SMTPResponseException(exc.code, exc.message)
-        else:
-            new = type(exc)(*exc.args)
-    except Exception:  # an exception class with another signature: share it
-        return exc
-    new.__cause__ = exc.__cause__
-    return new
-
-
 class SMTPProtocol(asyncio.Protocol):
     """Reply reader and command writer for one SMTP connection."""
 
@@ -115,16 +86,14 @@ class SMTPProtocol(asyncio.Protocol):
         self._connection_lost_callback = connection_lost_callback
         self.transport: asyncio.BaseTransport | None = None
         self._parser = ReplyParser()
-        self._outstanding: collections.deque[_Batch] = collections.deque()
+        self._outstanding: collections.deque[Batch] = collections.deque()
         self._closed = False
         # Why the connection is no longer usable, raised by the next operation.
         self._error: Exception | None = None
-        self._paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._greeting: _Batch | None = None
-        # The deadline watcher (see the module docstring) and the time it is set for.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
+        self._flow = WriteFlow(self._loop, self._abort)
+        self._greeting: Batch | None = None
+        self._deadlines = Deadlines(self._loop, self._outstanding, self._abort)
+        self._arm = self._deadlines.arm
 
     # -- asyncio callbacks ----------------------------------------------------------
 
@@ -132,7 +101,7 @@ class SMTPProtocol(asyncio.Protocol):
         self.transport = transport
         # The greeting is the first reply the server owes us (RFC 5321 section 3.1); it
         # may arrive before anyone waits for it.
-        self._greeting = _Batch(self._loop.create_future(), 1)
+        self._greeting = Batch(self._loop.create_future(), 1)
         self._outstanding.append(self._greeting)
 
     def data_received(self, data: bytes) -> None:
@@ -145,7 +114,7 @@ class SMTPProtocol(asyncio.Protocol):
         debug = log.isEnabledFor(logging.DEBUG)
         # The session takes each batch's replies in order: when the batch is complete,
         # and what arrived of the first unfinished one before returning (``taken``).
-        batch: _Batch | None = None
+        batch: Batch | None = None
         while True:
             try:
                 reply = parser.next_reply()
@@ -189,22 +158,15 @@ class SMTPProtocol(asyncio.Protocol):
             lost.__cause__ = exc
         self._lost(lost)
         self.transport = None
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(SMTPServerDisconnected("Connection lost"))
-        self._drain_waiter = None
+        self._flow.lost()
         if self._connection_lost_callback is not None:
             self._connection_lost_callback(self)
 
     def pause_writing(self) -> None:
-        self._paused = True
+        self._flow.pause()
 
     def resume_writing(self) -> None:
-        self._paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        self._drain_waiter = None
+        self._flow.resume()
 
     # -- state ----------------------------------------------------------------------
 
@@ -287,7 +249,7 @@ class SMTPProtocol(asyncio.Protocol):
         """
         self._raise_if_unusable()
         session = self.session
-        batch = _Batch(self._loop.create_future(), 1)
+        batch = Batch(self._loop.create_future(), 1)
         sent = 0
         if isinstance(body, bytes):
             # A whole body is small (a larger message comes as a stream of pieces, so
@@ -296,7 +258,7 @@ class SMTPProtocol(asyncio.Protocol):
             self._outstanding.append(batch)
             sent = len(body)
             self._transport_write(body)
-            if self._paused:
+            if self._flow.paused:
                 await self.drain(idle_timeout)
         else:
             session.body_started()
@@ -339,7 +301,7 @@ class SMTPProtocol(asyncio.Protocol):
         """
         self._raise_if_unusable()
         self.session.bdat_sent(last)
-        batch = _Batch(self._loop.create_future(), 1)
+        batch = Batch(self._loop.create_future(), 1)
         self._outstanding.append(batch)
         transport = cast(asyncio.WriteTransport, self.transport)
         if log.isEnabledFor(logging.DEBUG):
@@ -418,25 +380,7 @@ class SMTPProtocol(asyncio.Protocol):
         reading) closes the connection and raises SMTPTimeoutError.
         """
         self._raise_if_unusable()
-        if not self._paused:
-            return
-        waiter = self._loop.create_future()
-        self._drain_waiter = waiter
-        timer = None
-        if timeout is not None:
-            timer = self._loop.call_at(self._loop.time() + timeout, self._stalled, waiter)
-        try:
-            await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _stalled(self, waiter: asyncio.Future[None]) -> None:
-        if waiter.done():
-            return
-        error = SMTPTimeoutError("Timed out sending message data: the server stopped reading")
-        waiter.set_exception(error)
-        self._abort(error)
+        await self._flow.drain(timeout)
 
     def close(self) -> None:
         """Close the transport after a clean QUIT (its write buffer is flushed first)."""
@@ -471,10 +415,10 @@ class SMTPProtocol(asyncio.Protocol):
 
     def _write_batch(
         self, data: bytes, kinds: tuple[Kind, ...], timeout: float | None, redact: bool
-    ) -> _Batch:
+    ) -> Batch:
         self._raise_if_unusable()
         self.session.sent(kinds)
-        batch = _Batch(self._loop.create_future(), len(kinds))
+        batch = Batch(self._loop.create_future(), len(kinds))
         batch.redact = redact
         if kinds[0] is _QUIT:
             batch.quit = True
@@ -486,52 +430,13 @@ class SMTPProtocol(asyncio.Protocol):
         self._transport_write(data)
         return batch
 
-    def _arm(self, batch: _Batch, timeout: float | None) -> None:
-        """Give ``batch`` its whole-reply deadline, ``timeout`` seconds from now."""
-        if timeout is None:
-            return
-        deadline = self._loop.time() + timeout
-        batch.deadline = deadline
-        timer = self._timer
-        if timer is None or deadline < self._timer_when:
-            if timer is not None:
-                timer.cancel()
-            self._watch(deadline)
-
-    def _watch(self, when: float) -> None:
-        self._timer = self._loop.call_at(when, self._deadline_reached, when)
-        self._timer_when = when
-
-    def _deadline_reached(self, when: float) -> None:
-        """The watcher fired for ``when``: time out if a batch is due, else move on."""
-        self._timer = None
-        upcoming: float | None = None
-        for batch in self._outstanding:
-            deadline = batch.deadline
-            if deadline is None:
-                continue
-            if deadline <= when:
-                self._abort(SMTPReadTimeoutError("Timed out waiting for server response"))
-                return
-            if upcoming is None or deadline < upcoming:
-                upcoming = deadline
-        if upcoming is not None:
-            self._watch(upcoming)
-
-    def _stop_watching(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _finish(self, batch: _Batch) -> None:
+    def _finish(self, batch: Batch) -> None:
         if not batch.future.done():
             batch.future.set_result(batch.replies)
         if self.session.early_reply:
             # The server answered a body still being uploaded: an upload waiting for
             # the write buffer to drain (the server may have stopped reading) stops now.
-            waiter = self._drain_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._flow.wake()
         if self.session.phase is _CLOSED and not batch.quit:
             # A 421 anywhere in the batch (RFC 5321 section 3.8): the server is closing
             # the channel. (After QUIT, quit() closes it cleanly.)
@@ -555,7 +460,7 @@ class SMTPProtocol(asyncio.Protocol):
     def _lost(self, exc: SMTPServerDisconnected) -> None:
         if self._error is None:
             self._error = exc
-        self._stop_watching()
+        self._deadlines.stop()
         outstanding = self._outstanding
         while outstanding:
             batch = outstanding.popleft()
@@ -567,18 +472,18 @@ class SMTPProtocol(asyncio.Protocol):
                 # has an unknown outcome, not a 221.
                 batch.future.set_result([_QUIT_REPLY])
             else:
-                batch.future.set_exception(_fresh(exc))
+                batch.future.set_exception(fresh(exc))
                 batch.future.exception()  # retrieved: a batch nobody awaits must not warn
         self.session.closed()
         self._closed = True
 
     def _fail_outstanding(self, exc: Exception) -> None:
-        self._stop_watching()
+        self._deadlines.stop()
         outstanding = self._outstanding
         while outstanding:
             batch = outstanding.popleft()
             if not batch.future.done():
-                batch.future.set_exception(_fresh(exc))
+                batch.future.set_exception(fresh(exc))
                 # Mark retrieved: a batch nobody awaits (the greeting) must not warn.
                 batch.future.exception()
 

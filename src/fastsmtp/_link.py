@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
 
@@ -208,13 +207,18 @@ class Link:
             )
 
     async def starttls(
-        self,
-        context: ssl.SSLContext,
-        server_hostname: str | None,
-        timeout: float | Timeouts | Default | None,
+        self, server_hostname: str | None, timeout: float | Timeouts | Default | None
     ) -> SMTPResponse:
         """STARTTLS and the handshake in one turn (RFC 3207): no other caller writes
         in between. The session then forgets what the server said (section 4.2)."""
+        if self.live().is_tls:
+            raise SMTPException("Connection already using TLS")
+        await self.greet()
+        if not self.server().supports("starttls"):
+            raise SMTPException("SMTP STARTTLS extension not supported by server.")
+        context = await _connector.tls_context(self.options)
+        if server_hostname is None:
+            server_hostname = self.options.tls_hostname()
         async with self.exchange() as protocol:
             response = await self.execute(b"STARTTLS", timeout=timeout)
             if response.code != 220:
@@ -268,7 +272,6 @@ class Link:
         sender: str,
         recipients: str | Sequence[str],
         message: MessageSource,
-        *,
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
         timeout: float | Timeouts | Default | None = _default,
@@ -312,7 +315,6 @@ class Link:
     async def submit_message(
         self,
         message: EmailMessage | Message,
-        *,
         sender: str | None = None,
         recipients: str | Sequence[str] | None = None,
         mail_options: Iterable[str] | None = None,

@@ -49,6 +49,7 @@ from ._session import Kind, Phase, SMTPSession, Verdict
 from ._speedups import NEED_DATA, ReplyParser
 from ._turn import Turn
 from .errors import SMTPDataError as SMTPDataError  # as in aiosmtplib.protocol
+from .errors import SMTPReadTimeoutError as SMTPReadTimeoutError  # as in aiosmtplib.protocol
 from .errors import (
     SMTPRecipientsRefused,
     SMTPResponseException,

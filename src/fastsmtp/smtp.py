@@ -20,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from . import _connector
 from ._auth import CramMD5, Login, Plain, XOAuth2
 from ._commands import mail_line, rcpt_line, vrfy_line
 from ._link import Link
@@ -83,6 +82,7 @@ __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
 # The annotations every command repeats (the same types as aiosmtplib's, spelled once).
 _Timeout: TypeAlias = float | Timeouts | Default | None
 _Secret: TypeAlias = str | bytes
+_Sent: TypeAlias = "tuple[dict[str, SMTPResponse], str]"
 
 
 def _args(line: bytes) -> tuple[bytes, ...]:
@@ -472,15 +472,7 @@ class SMTP:
         and the handshake run in one turn: no other caller writes in between.
         """
         self._options.update(locals())
-        if self._link.live().is_tls:
-            raise SMTPException("Connection already using TLS")
-        await self._ehlo_or_helo_if_needed()
-        if not self.supports_extension("starttls"):
-            raise SMTPException("SMTP STARTTLS extension not supported by server.")
-        context = await _connector.tls_context(self._options)
-        if server_hostname is None:
-            server_hostname = self._options.tls_hostname()
-        return await self._link.starttls(context, server_hostname, timeout)
+        return await self._link.starttls(server_hostname, timeout)
 
     # -- authentication (RFC 4954) ----------------------------------------------------
 
@@ -562,14 +554,7 @@ class SMTP:
         (see :meth:`data`); for a stream, give ``size`` to announce it with SIZE.
         """
         submission = await self._link.submit(
-            sender,
-            recipients,
-            message,
-            mail_options=mail_options,
-            rcpt_options=rcpt_options,
-            timeout=timeout,
-            size=size,
-            progress=progress,
+            sender, recipients, message, mail_options, rcpt_options, timeout, size, progress
         )
         # RFC 2920 section 3.1: the final reply is awaited outside the turn, so the next
         # transaction's commands may go out meanwhile (the reply FIFO keeps the pairing).
@@ -592,29 +577,18 @@ class SMTP:
         8BITMIME are used when the addresses or the server call for them.
         """
         submission = await self._link.submit_message(
-            message,
-            sender=sender,
-            recipients=recipients,
-            mail_options=mail_options,
-            rcpt_options=rcpt_options,
-            timeout=timeout,
+            message, sender, recipients, mail_options, rcpt_options, timeout
         )
         return await self._link.finish(submission, timeout)
 
     def sendmail_sync(self, *args: Any, **kwargs: Any) -> tuple[dict[str, SMTPResponse], str]:
         """Connect, ``sendmail``, QUIT, in a new event loop (not from inside one)."""
-
-        async def run() -> tuple[dict[str, SMTPResponse], str]:
-            async with self:
-                return await self.sendmail(*args, **kwargs)
-
-        return asyncio.run(run())
+        return asyncio.run(self._once(self.sendmail, args, kwargs))
 
     def send_message_sync(self, *args: Any, **kwargs: Any) -> tuple[dict[str, SMTPResponse], str]:
         """Connect, ``send_message``, QUIT, in a new event loop (not from inside one)."""
+        return asyncio.run(self._once(self.send_message, args, kwargs))
 
-        async def run() -> tuple[dict[str, SMTPResponse], str]:
-            async with self:
-                return await self.send_message(*args, **kwargs)
-
-        return asyncio.run(run())
+    async def _once(self, send: Callable[..., Awaitable[_Sent]], args: Any, kwargs: Any) -> _Sent:
+        async with self:
+            return await send(*args, **kwargs)

@@ -284,6 +284,7 @@ class Link:
             raise SMTPException(
                 "oauth_token_generator provided but server does not support XOAUTH2"
             )
+        self.check_auth_channel()  # before a token is fetched for nothing
         mechanism = self.oauth_mechanism(username, await generator(), bearer)
         try:
             return await self.authenticate(mechanism, _default)

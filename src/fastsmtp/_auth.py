@@ -39,6 +39,7 @@ __all__ = (
     "Plain",
     "Scram",
     "XOAuth2",
+    "XOAuth2Token",
     "authenticate",
     "scram",
     "token_rejected",
@@ -247,6 +248,19 @@ class OAuthBearer(Mechanism):
         self._answered = True
         self.error_status = _oauth_error(challenge)
         return base64.b64encode(b"\x01")  # section 3.2.3: the dummy response
+
+
+class XOAuth2Token(XOAuth2):
+    """XOAUTH2 that keeps the ``status`` of the server's error challenge (Google's
+    format, the JSON of RFC 7628 section 3.2.2), for :func:`token_rejected`."""
+
+    error_status: str | None = None
+
+    def answer(self, challenge: SMTPResponse) -> bytes | None:
+        line = super().answer(challenge)
+        if line is not None:
+            self.error_status = _oauth_error(challenge)
+        return line
 
 
 def token_rejected(mechanism: Mechanism, error: SMTPAuthenticationError) -> bool:

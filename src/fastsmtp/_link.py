@@ -25,7 +25,7 @@ from ._auth import (
     Mechanism,
     OAuthBearer,
     Scram,
-    XOAuth2,
+    XOAuth2Token,
     authenticate,
     scram,
     token_rejected,
@@ -266,7 +266,7 @@ class Link:
     ) -> Mechanism:
         """OAUTHBEARER (naming the host and port connected to) or XOAUTH2."""
         if not bearer:
-            return XOAuth2(username, access_token)
+            return XOAuth2Token(username, access_token)
         options = self.options
         host = options.hostname if options.socket_path is None else None
         port = options.port if options.port is not None else options.default_port()

@@ -34,6 +34,10 @@ ERROR_CHALLENGE = {
 }
 
 
+#: XOAUTH2's error challenge as Google documents it.
+GOOGLE_ERROR_CHALLENGE = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
+
+
 class OAuthHandler(RecordingHandler):  # type: ignore[misc,valid-type]
     """Adds OAUTHBEARER (RFC 7628) to the recording handler, and a mode where a rejected
     token gets a bare failure reply (no error challenge), as Microsoft 365 does."""
@@ -54,9 +58,11 @@ class OAuthHandler(RecordingHandler):  # type: ignore[misc,valid-type]
             for user, token in self.config.oauth_tokens.items()
         )
 
-    async def _refuse(self, server: ServerSMTP, expected_answer: bytes) -> AuthResult:
+    async def _refuse(
+        self, server: ServerSMTP, expected_answer: bytes, error: dict[str, str]
+    ) -> AuthResult:
         if self.error_challenge:
-            answer = await server.challenge_auth(json.dumps(ERROR_CHALLENGE))
+            answer = await server.challenge_auth(json.dumps(error))
             if answer is MISSING:
                 return AuthResult(success=False, handled=True)
             assert isinstance(answer, bytes)
@@ -84,19 +90,16 @@ class OAuthHandler(RecordingHandler):  # type: ignore[misc,valid-type]
         if ok:
             return AuthResult(success=True, handled=False, auth_data=LoginPassword(login, b""))
         # RFC 7628 section 3.2.3: the client answers the error challenge with %x01.
-        return await self._refuse(server, b"\x01")
+        return await self._refuse(server, b"\x01", ERROR_CHALLENGE)
 
     async def auth_XOAUTH2(self, server: ServerSMTP, args: list[str]) -> AuthResult:
-        if self.error_challenge:
-            result: AuthResult = await super().auth_XOAUTH2(server, args)
-            return result
         blob = base64.b64decode(args[1], validate=True)
         fields = dict(part.split(b"=", 1) for part in blob.split(b"\x01") if b"=" in part)
         ok = self._token_ok(fields.get(b"user"), fields.get(b"auth"))
         self._record("XOAUTH2", fields.get(b"user"), ok)
         if ok:
             return AuthResult(success=True, handled=False, auth_data=LoginPassword(b"", b""))
-        return await self._refuse(server, b"")
+        return await self._refuse(server, b"", GOOGLE_ERROR_CHALLENGE)
 
 
 class BareFailureHandler(OAuthHandler):
@@ -105,6 +108,12 @@ class BareFailureHandler(OAuthHandler):
 
 class TemporaryFailureHandler(OAuthHandler):
     error_challenge = False
+    failure = "454 4.7.0 Temporary authentication failure"
+
+
+class ChallengeThen454Handler(OAuthHandler):
+    """An error challenge that says the token is bad, then a final reply other than 535."""
+
     failure = "454 4.7.0 Temporary authentication failure"
 
 
@@ -283,6 +292,20 @@ async def test_temporary_failure_is_not_retried(oauth_server: ServerFactory) -> 
     assert info.value.args == (454, "4.7.0 Temporary authentication failure")
     assert tokens.calls == 1
     assert not client.is_connected
+
+
+@pytest.mark.parametrize("mechanism", ["OAUTHBEARER", "XOAUTH2"])
+async def test_error_challenge_status_alone_refreshes(
+    oauth_server: ServerFactory, mechanism: str
+) -> None:
+    """The error challenge's status (401 / invalid_token) says the token was refused,
+    whatever the final reply: a fresh token is tried."""
+    server = oauth_server(mechanisms=(mechanism,), handler=ChallengeThen454Handler)
+    tokens = Tokens([EXPIRED, GOOD])
+    await send_with(server, tokens)
+    assert tokens.calls == 2
+    assert attempts(server) == [(mechanism, False), (mechanism, True)]
+    assert len(server.handler.error_answers) == 1
 
 
 async def test_retried_once_only_and_secrets_stay_out(

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from fastsmtp._auth import CANCEL, OAuthBearer, Scram, scram, token_rejected
+from fastsmtp._auth import CANCEL, OAuthBearer, Scram, XOAuth2Token, scram, token_rejected
 from fastsmtp._scram import (
     MAX_ITERATIONS,
     ScramClient,
@@ -343,3 +343,19 @@ def test_token_rejected_rule() -> None:
     assert token_rejected(mechanism, SMTPAuthenticationError(501, "x"))
     mechanism.error_status = "insufficient_scope"
     assert not token_rejected(mechanism, SMTPAuthenticationError(454, "x"))
+
+
+def test_xoauth2_error_challenge_status(impl: ModuleType) -> None:
+    # Google's XOAUTH2 error challenge, answered with an empty line.
+    mechanism = XOAuth2Token(
+        "someuser@example.com", "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"
+    )
+    error = b'{"status":"401","schemes":"bearer mac","scope":"https://mail.google.com/"}'
+    assert mechanism.answer(challenge(impl, error)) == b""
+    assert mechanism.error_status == "401"
+    assert token_rejected(mechanism, SMTPAuthenticationError(454, "later"))
+    other = XOAuth2Token("u", "t")
+    [not_json] = replies(impl, b"334 bm90IGpzb24=\r\n")
+    assert other.answer(not_json) == b""
+    assert other.error_status is None
+    assert not token_rejected(other, SMTPAuthenticationError(454, "later"))

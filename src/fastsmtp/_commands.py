@@ -46,7 +46,9 @@ def check_arguments(args: tuple[bytes, ...]) -> None:
     """Raise ValueError if any command argument contains a control character or DEL."""
     for arg in args:
         if _CONTROL.search(arg):
-            raise ValueError(f"Command argument {arg!r} contains prohibited control characters")
+            raise ValueError(
+                f"Command argument {arg!r} contains prohibited control characters"
+            )
 
 
 def command_line(*args: bytes) -> bytes:

@@ -93,10 +93,8 @@ def run_demo() -> int:
     controller.start()
     try:
         port = controller.port
-        print(
-            f"fastsmtp demo: aiosmtpd listening on 127.0.0.1:{port} "
-            f"(core: {_speedups.IMPLEMENTATION})"
-        )
+        print(f"fastsmtp demo: aiosmtpd listening on 127.0.0.1:{port} "
+              f"(core: {_speedups.IMPLEMENTATION})")
         elapsed = asyncio.run(_send_all(port))
     finally:
         controller.stop()

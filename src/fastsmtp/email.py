@@ -240,16 +240,8 @@ _FIELD = rb"[!-9;-~]+:[^\r\n]*"
 # A well-formed header block in one match: fields with their continuations, then the empty
 # line or the end of the data. Anything else takes the line-by-line path for its message.
 _WELL_FORMED = re.compile(
-    rb"(?:"
-    + _FIELD
-    + _EOL
-    + rb"(?:[ \t][^\r\n]*"
-    + _EOL
-    + rb")*)*(?:"
-    + _EOL
-    + rb"|"
-    + _FIELD
-    + rb"\Z|\Z)"
+    rb"(?:" + _FIELD + _EOL + rb"(?:[ \t][^\r\n]*" + _EOL + rb")*)*(?:" + _EOL + rb"|"
+    + _FIELD + rb"\Z|\Z)"
 )
 
 

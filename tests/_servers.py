@@ -25,7 +25,7 @@ import hmac
 import json
 import ssl
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "ExpectData",
     "Hang",
     "ReceivedMessage",
+    "RecordingHandler",
     "RecordingServer",
     "ScriptedConnection",
     "ScriptedServer",
@@ -54,6 +55,15 @@ __all__ = [
 ]
 
 AUTH_MECHANISMS = ("CRAM-MD5", "LOGIN", "PLAIN", "XOAUTH2")
+#: Mechanisms a handler given to :class:`RecordingServer` may add (offered only when
+#: named in ``auth_mechanisms``, like the ones above).
+EXTRA_AUTH_MECHANISMS = (
+    "OAUTHBEARER",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-256-PLUS",
+)
 CRAM_MD5_CHALLENGE = b"<1896.697170952@fastsmtp.test>"
 SERVER_NAME = "recording.test"
 
@@ -394,6 +404,10 @@ class _Handler:
         return AuthResult(success=ok, handled=False, auth_data=LoginPassword(login or b"", b""))
 
 
+#: The handler class, for tests that add mechanisms to it (see ``handler=``).
+RecordingHandler = _Handler
+
+
 class _TCPController(Controller):
     def __init__(self, recorder: _Recorder, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, hostname="127.0.0.1", port=0, **kwargs)
@@ -423,11 +437,18 @@ class RecordingServer:
     Use :meth:`start` / :meth:`stop` (or the ``smtpd_factory`` fixture, which always stops).
     """
 
-    def __init__(self, config: ServerConfig | None = None, *, unix_path: Path | None = None):
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        unix_path: Path | None = None,
+        handler: Callable[[ServerConfig, _Recorder], _Handler] | None = None,
+    ):
         self.config = config or ServerConfig()
         self.unix_path = unix_path
         self._recorder = _Recorder()
-        handler = _Handler(self.config, self._recorder)
+        self.handler = (handler or _Handler)(self.config, self._recorder)
+        handler = self.handler
         cfg = self.config
         kwargs: dict[str, Any] = {
             "server_hostname": SERVER_NAME,
@@ -442,10 +463,10 @@ class RecordingServer:
             kwargs["authenticator"] = handler.authenticate
             kwargs["auth_require_tls"] = cfg.auth_require_tls
             kwargs["auth_exclude_mechanism"] = [
-                m for m in AUTH_MECHANISMS if m not in cfg.auth_mechanisms
+                m for m in AUTH_MECHANISMS + EXTRA_AUTH_MECHANISMS if m not in cfg.auth_mechanisms
             ]
         else:
-            kwargs["auth_exclude_mechanism"] = list(AUTH_MECHANISMS)
+            kwargs["auth_exclude_mechanism"] = list(AUTH_MECHANISMS + EXTRA_AUTH_MECHANISMS)
         self._controller: Controller | UnixSocketController
         if unix_path is not None:
             self._controller = _UnixController(

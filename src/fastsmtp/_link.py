@@ -20,9 +20,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from email.message import EmailMessage, Message
 
 from . import _connector
-from ._auth import Mechanism, authenticate
+from ._auth import (
+    Mechanism,
+    OAuthBearer,
+    Scram,
+    XOAuth2Token,
+    authenticate,
+    scram,
+    token_rejected,
+)
 from ._commands import command_line, validate_local_hostname
 from ._options import ConnectionOptions, Timeouts
+from ._scram import tls_server_end_point
 from ._sending import (
     Envelope,
     Execute,
@@ -37,6 +46,7 @@ from ._sending import (
 from ._session import Kind, ServerState
 from ._transaction import MessageSource
 from .errors import (
+    SMTPAuthenticationError,
     SMTPDataError,
     SMTPException,
     SMTPResponseException,
@@ -44,7 +54,7 @@ from .errors import (
 )
 from .protocol import SMTPProtocol
 from .response import SMTPResponse
-from .typing import Default, _default
+from .typing import Default, SMTPTokenGenerator, _default
 
 __all__ = ("Link",)
 
@@ -61,6 +71,7 @@ class Link:
         "idle_server",
         "options",
         "protocol",
+        "refusal",
         "sendmail_lock",
     )
 
@@ -79,6 +90,10 @@ class Link:
         self.idle_server = ServerState()
         #: Why the last connection ended, kept as the cause of "Server not connected".
         self.close_reason: Exception | None = None
+        #: Set when a SCRAM server failed to prove it knows the password: every later
+        #: AUTH on this connection raises it again, so login() cannot fall through to a
+        #: mechanism that hands the password to a possible impostor.
+        self.refusal: SMTPAuthenticationError | None = None
         self._locks_loop: asyncio.AbstractEventLoop | None = None
         self._connect_lock = asyncio.Lock()
         #: EHLO-if-needed, planning and the commands of one sendmail, one caller at a
@@ -100,6 +115,7 @@ class Link:
         if self.is_connected:
             raise SMTPException("SMTP instance is already connected")
         self.close_reason = None
+        self.refusal = None
         await self._connect_lock.acquire()
         try:
             await _connector.local_hostname(self.options)
@@ -200,11 +216,83 @@ class Link:
         self, mechanism: Mechanism, timeout: float | Timeouts | Default | None
     ) -> SMTPResponse:
         """Run a SASL mechanism in one turn, each line through ``execute``."""
+        if self.refusal is not None:
+            raise SMTPAuthenticationError(*self.refusal.args)
         self.check_auth_channel()
         async with self.exchange():
-            return await authenticate(
-                mechanism, lambda line: self.execute(*line.split(b" "), timeout=timeout)
+            try:
+                response = await authenticate(
+                    mechanism, lambda line: self.execute(*line.split(b" "), timeout=timeout)
+                )
+            except SMTPAuthenticationError as exc:
+                if isinstance(mechanism, Scram) and mechanism.unproven:
+                    self.refusal = exc
+                raise
+        if isinstance(mechanism, Scram) and not mechanism.verified:
+            self.refusal = mechanism.unproven_success(response)
+            raise self.refusal
+        return response
+
+    async def scram(
+        self,
+        hash_name: str,
+        username: str | bytes,
+        password: str | bytes,
+        timeout: float | Timeouts | Default | None,
+    ) -> SMTPResponse:
+        """SCRAM-SHA-1 or -256 (RFC 5802, RFC 7677), -PLUS when the session is TLS and
+        the server offers it (channel binding tls-server-end-point, RFC 5929)."""
+        await self.greet()
+        binding = self.channel_binding()
+        family = "scram-sha-256" if hash_name == "sha256" else "scram-sha-1"
+        offered = family + "-plus" in self.server().auth_methods
+        return await self.authenticate(
+            scram(hash_name, username, password, binding, offered), timeout
+        )
+
+    def channel_binding(self) -> bytes | None:
+        """The session's tls-server-end-point data, or None (no TLS, or undefined for
+        the server certificate's signature algorithm)."""
+        protocol = self.live()
+        transport = protocol.transport
+        if not protocol.is_tls or transport is None:
+            return None
+        ssl_object = transport.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        return tls_server_end_point(certificate) if certificate else None
+
+    def oauth_mechanism(
+        self, username: str | bytes, access_token: str | bytes, bearer: bool
+    ) -> Mechanism:
+        """OAUTHBEARER (naming the host and port connected to) or XOAUTH2."""
+        if not bearer:
+            return XOAuth2Token(username, access_token)
+        options = self.options
+        host = options.hostname if options.socket_path is None else None
+        port = options.port if options.port is not None else options.default_port()
+        return OAuthBearer(username, access_token, host, port if host is not None else None)
+
+    async def oauth(self, username: str | bytes, generator: SMTPTokenGenerator) -> SMTPResponse:
+        """Log in with tokens from ``generator`` (connect's ``oauth_token_generator``):
+        OAUTHBEARER if the server offers it, else XOAUTH2. A token the server rejects
+        (an error challenge saying 401/invalid_token, or 535) is replaced by a fresh one
+        from the generator, once."""
+        await self.greet()
+        methods = self.server().auth_methods
+        bearer = "oauthbearer" in methods
+        if not bearer and "xoauth2" not in methods:
+            raise SMTPException(
+                "oauth_token_generator provided but server does not support XOAUTH2"
             )
+        self.check_auth_channel()  # before a token is fetched for nothing
+        mechanism = self.oauth_mechanism(username, await generator(), bearer)
+        try:
+            return await self.authenticate(mechanism, _default)
+        except SMTPAuthenticationError as exc:
+            if not token_rejected(mechanism, exc) or not self.is_connected:
+                raise
+        mechanism = self.oauth_mechanism(username, await generator(), bearer)
+        return await self.authenticate(mechanism, _default)
 
     async def starttls(
         self, server_hostname: str | None, timeout: float | Timeouts | Default | None

@@ -100,7 +100,8 @@ class SMTP:
     ``timeout``.
     """
 
-    AUTH_METHODS: tuple[str, ...] = ("cram-md5", "plain", "login")
+    # SCRAM first (its -PLUS variant when TLS allows), then aiosmtplib's order.
+    AUTH_METHODS: tuple[str, ...] = ("scram-sha-256", "scram-sha-1", "cram-md5", "plain", "login")
 
     hostname = OptionAttribute[str | None]("hostname")
     port = OptionAttribute[int | None]("port")
@@ -248,13 +249,7 @@ class SMTP:
         if options.oauth_token_generator is not None:
             if options.username is None:
                 raise SMTPException("username is required when using oauth_token_generator")
-            await self._ehlo_or_helo_if_needed()
-            if "xoauth2" not in self.server_auth_methods:
-                raise SMTPException(
-                    "oauth_token_generator provided but server does not support XOAUTH2"
-                )
-            access_token = await options.oauth_token_generator()
-            await self.auth_xoauth2(options.username, access_token)
+            await self._link.oauth(options.username, options.oauth_token_generator)
         elif options.username is not None:
             await self.login(options.username, options.password or "")
 
@@ -479,7 +474,7 @@ class SMTP:
     async def login(
         self, username: _Secret, password: _Secret, /, timeout: _Timeout = _default
     ) -> SMTPResponse:
-        """Authenticate with the first method that works: CRAM-MD5, PLAIN, then LOGIN."""
+        """Authenticate with the first method that works, in ``AUTH_METHODS`` order."""
         await self._ehlo_or_helo_if_needed()
         if not self.supports_extension("auth"):
             message = "The SMTP AUTH extension is not supported by this server."
@@ -526,6 +521,27 @@ class SMTP:
         """AUTH XOAUTH2 with an OAuth 2.0 bearer token."""
         await self._ehlo_or_helo_if_needed()
         return await self._link.authenticate(XOAuth2(username, access_token), timeout)
+
+    async def auth_oauthbearer(
+        self, username: _Secret, access_token: _Secret, /, *, timeout: _Timeout = _default
+    ) -> SMTPResponse:
+        """AUTH OAUTHBEARER (RFC 7628) with an OAuth 2.0 bearer token."""
+        await self._ehlo_or_helo_if_needed()
+        return await self._link.authenticate(
+            self._link.oauth_mechanism(username, access_token, True), timeout
+        )
+
+    async def auth_scramsha256(
+        self, username: _Secret, password: _Secret, /, *, timeout: _Timeout = _default
+    ) -> SMTPResponse:
+        """AUTH SCRAM-SHA-256 (RFC 7677); SCRAM-SHA-256-PLUS when TLS and offered."""
+        return await self._link.scram("sha256", username, password, timeout)
+
+    async def auth_scramsha1(
+        self, username: _Secret, password: _Secret, /, *, timeout: _Timeout = _default
+    ) -> SMTPResponse:
+        """AUTH SCRAM-SHA-1 (RFC 5802); SCRAM-SHA-1-PLUS when TLS and offered."""
+        return await self._link.scram("sha1", username, password, timeout)
 
     # -- sending mail -----------------------------------------------------------------
 

@@ -278,8 +278,13 @@ def test_smtp_members() -> None:
             assert_same_signature(qualname, their_member, our_member)
         elif isinstance(their_member, (staticmethod, classmethod)):
             assert type(our_member) is type(their_member), qualname
-    assert fastsmtp.smtp.SMTP.AUTH_METHODS == aiosmtplib.smtp.SMTP.AUTH_METHODS
-    assert fastsmtp.smtp.SMTP.AUTH_METHODS == ("cram-md5", "plain", "login")
+    # A documented difference (README): SCRAM comes first, then aiosmtplib's order.
+    assert aiosmtplib.smtp.SMTP.AUTH_METHODS == ("cram-md5", "plain", "login")
+    assert (
+        "scram-sha-256",
+        "scram-sha-1",
+        *aiosmtplib.smtp.SMTP.AUTH_METHODS,
+    ) == fastsmtp.smtp.SMTP.AUTH_METHODS
 
 
 def test_smtp_constants() -> None:

@@ -79,7 +79,14 @@ async def main() -> dict[str, Any]:
         smtp = client(port, start_tls=False)
         async with smtp:
             await smtp.ehlo()
-            for method in (smtp.auth_plain, smtp.auth_login, smtp.auth_crammd5):
+            for method in (
+                smtp.auth_plain,
+                smtp.auth_login,
+                smtp.auth_crammd5,
+                smtp.auth_scramsha256,
+                smtp.auth_scramsha1,
+                smtp.auth_oauthbearer,
+            ):
                 try:
                     await method("alice", "s3cret")
                 except SMTPException as exc:
@@ -89,7 +96,15 @@ async def main() -> dict[str, Any]:
             await smtp.auth_xoauth2("alice", "tok-123")
 
     results["each_mechanism"] = await run_case(
-        [Expect(b"EHLO"), ehlo_reply("AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2"), *QUIT], each_mechanism
+        [
+            Expect(b"EHLO"),
+            ehlo_reply(
+                "AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2 OAUTHBEARER SCRAM-SHA-1 SCRAM-SHA-256 "
+                "SCRAM-SHA-256-PLUS"
+            ),
+            *QUIT,
+        ],
+        each_mechanism,
     )
 
     async def send_with_username(port: int) -> None:
@@ -114,6 +129,22 @@ async def main() -> dict[str, Any]:
         smtp.close()
 
     results["oauth"] = await run_case([Expect(b"EHLO"), ehlo_reply("AUTH XOAUTH2")], oauth)
+
+    token_calls: list[int] = []
+
+    async def oauthbearer(port: int) -> None:
+        async def token() -> str:
+            token_calls.append(1)
+            return "tok-123"
+
+        smtp = client(port, start_tls=False, username="alice", oauth_token_generator=token)
+        await smtp.connect()
+        smtp.close()
+
+    results["oauthbearer"] = await run_case(
+        [Expect(b"EHLO"), ehlo_reply("AUTH OAUTHBEARER XOAUTH2")], oauthbearer
+    )
+    results["oauthbearer"]["token_calls"] = len(token_calls)
 
     async def insecure_allowed(port: int) -> None:
         smtp = client(port, start_tls=False, allow_insecure_auth=True)

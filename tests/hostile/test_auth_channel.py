@@ -86,6 +86,11 @@ def test_non_loopback_plaintext_auth_is_refused_before_any_auth_line(
     oauth = netns_results["oauth"]
     assert oauth["error"] == ["SMTPException", REFUSAL]
     assert oauth["plain"] == "EHLO client.test\r\n"
+    # OAUTHBEARER (preferred when offered): refused before the token is even fetched.
+    bearer = netns_results["oauthbearer"]
+    assert bearer["error"] == ["SMTPException", REFUSAL]
+    assert bearer["plain"] == "EHLO client.test\r\n"
+    assert bearer["token_calls"] == 0
 
 
 def test_non_loopback_allow_insecure_auth_sends_credentials(

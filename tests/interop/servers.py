@@ -5,8 +5,8 @@
 * Postfix's ``master`` (Debian's ``postfix``: ``smtpd``, ``cleanup``, ``qmgr``, ``virtual``
   ...) with its own ``config_directory``, queue and data directories, listening on
   127.0.0.1 only: a STARTTLS port, an implicit-TLS port (``smtpd_tls_wrappermode``) and a
-  STARTTLS port with a small SIZE limit. AUTH (PLAIN, LOGIN, SCRAM-SHA-256 when Dovecot
-  offers it) goes through Dovecot's auth service and only after TLS. Mail for
+  STARTTLS port with a small SIZE limit. AUTH (PLAIN, LOGIN, SCRAM-SHA-1 and SCRAM-SHA-256
+  when Dovecot offers them) goes through Dovecot's auth service and only after TLS. Mail for
   ``example.test`` is delivered to the Maildir ``<root>/mail/inbox/`` by ``virtual`` as
   ``nobody``; two recipients are refused (550) and deferred (450) at RCPT; anything
   else is an error (no DNS, no relaying, no local delivery).
@@ -389,7 +389,7 @@ ssl = yes
 ssl_cert = <{chain}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
-auth_mechanisms = plain login scram-sha-256
+auth_mechanisms = plain login scram-sha-1 scram-sha-256
 auth_username_format = %Lu
 auth_failure_delay = 0
 auth_verbose = yes

@@ -77,9 +77,9 @@ async def test_extensions_before_and_after_starttls(mail_servers: MailServers) -
         assert not smtp.supports_extension("binarymime")
         assert not smtp.supports_extension("starttls")
         assert {"plain", "login"} <= set(smtp.server_auth_methods)
-        # Dovecot 2.3 offers SCRAM-SHA-256 (RFC 7677); fastsmtp does not use it (yet).
+        # Dovecot 2.3 offers SCRAM-SHA-256 (RFC 7677) and SCRAM-SHA-1; login() prefers them.
         assert "scram-sha-256" in smtp.server_auth_methods
-        assert smtp.supported_auth_methods == ["plain", "login"]
+        assert smtp.supported_auth_methods == ["scram-sha-256", "scram-sha-1", "plain", "login"]
 
 
 @pytest.mark.parametrize("mechanism", ["plain", "login"])

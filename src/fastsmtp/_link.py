@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
+from typing import Protocol
 
 from . import _connector
 from ._auth import (
@@ -56,7 +57,20 @@ from .protocol import SMTPProtocol
 from .response import SMTPResponse
 from .typing import Default, SMTPTokenGenerator, _default
 
-__all__ = ("Link",)
+__all__ = ("Client", "Link")
+
+
+class Client(Protocol):
+    """What a link needs of the client that owns it (``SMTP``) for the STARTTLS and AUTH
+    that ``connect`` runs, and for ``login()``: its public methods, which a subclass
+    may override."""
+
+    @property
+    def supported_auth_methods(self) -> list[str]: ...
+
+    async def starttls(self) -> SMTPResponse: ...
+
+    async def login(self, username: str | bytes, password: str | bytes, /) -> SMTPResponse: ...
 
 
 class Link:
@@ -271,6 +285,55 @@ class Link:
         host = options.hostname if options.socket_path is None else None
         port = options.port if options.port is not None else options.default_port()
         return OAuthBearer(username, access_token, host, port if host is not None else None)
+
+    async def start(self, client: Client) -> None:
+        """What ``connect`` does after the greeting, as configured (compat-api 3.3):
+        STARTTLS (required, or when offered unless ``start_tls=False``), then AUTH."""
+        options = self.options
+        if options.start_tls:
+            await client.starttls()
+        elif options.start_tls is None and not options.use_tls and not self.live().is_tls:
+            await self.greet()
+            if self.server().supports("starttls"):
+                await client.starttls()
+        if options.oauth_token_generator is not None:
+            if options.username is None:
+                raise SMTPException("username is required when using oauth_token_generator")
+            await self.oauth(options.username, options.oauth_token_generator)
+        elif options.username is not None:
+            await client.login(options.username, options.password or "")
+
+    async def login(
+        self,
+        client: Client,
+        username: str | bytes,
+        password: str | bytes,
+        timeout: float | Timeouts | Default | None,
+    ) -> SMTPResponse:
+        """``login()``: each of the client's ``supported_auth_methods`` in turn, through
+        its ``auth_<name>`` handler (a subclass may add one); an SMTPAuthenticationError
+        moves on to the next. Raises the last one, or SMTPException if none fits."""
+        await self.greet()
+        if not self.server().supports("auth"):
+            message = "The SMTP AUTH extension is not supported by this server."
+            if not self.live().is_tls:
+                message += " Try connecting via TLS (or STARTTLS)."
+            raise SMTPException(message)
+        self.check_auth_channel()
+        error: SMTPAuthenticationError | None = None
+        for method in client.supported_auth_methods:
+            handler = getattr(client, "auth_" + method.replace("-", ""), None)
+            if handler is None:
+                raise RuntimeError(f"Missing handler for auth method {method}")
+            try:
+                response: SMTPResponse = await handler(username, password, timeout=timeout)
+            except SMTPAuthenticationError as exc:
+                error = exc
+            else:
+                return response
+        if error is not None:
+            raise error
+        raise SMTPException("No suitable authentication method found.")
 
     async def oauth(self, username: str | bytes, generator: SMTPTokenGenerator) -> SMTPResponse:
         """Log in with tokens from ``generator`` (connect's ``oauth_token_generator``):

@@ -44,8 +44,6 @@ from ._sending import check_source
 from ._session import SMTPUTF8_NOT_SUPPORTED, ServerState
 from ._transaction import MessageSource
 from .errors import (
-    SMTPAuthenticationError,
-    SMTPException,
     SMTPHeloError,
     SMTPNotSupported,
     SMTPRecipientRefused,
@@ -69,9 +67,11 @@ from .email import extract_sender as extract_sender
 from .email import flatten_message as flatten_message
 from .email import parse_address as parse_address
 from .email import quote_address as quote_address
+from .errors import SMTPAuthenticationError as SMTPAuthenticationError
 from .errors import SMTPConnectError as SMTPConnectError
 from .errors import SMTPConnectResponseError as SMTPConnectResponseError
 from .errors import SMTPConnectTimeoutError as SMTPConnectTimeoutError
+from .errors import SMTPException as SMTPException
 from .errors import SMTPRecipientsRefused as SMTPRecipientsRefused
 from .esmtp import parse_esmtp_extensions as parse_esmtp_extensions
 from .protocol import normalize_message_line_endings as normalize_message_line_endings
@@ -231,27 +231,11 @@ class SMTP:
         self.loop = asyncio.get_running_loop()
         response = await self._link.open(timeout)
         try:
-            await self._start_tls_and_login()
+            await self._link.start(self)  # STARTTLS and AUTH as configured
         except BaseException:
             self.close()
             raise
         return response
-
-    async def _start_tls_and_login(self) -> None:
-        """What ``connect`` does after the greeting, as configured (compat-api 3.3)."""
-        options = self._options
-        if options.start_tls:
-            await self.starttls()
-        elif options.start_tls is None and not options.use_tls and not self._link.live().is_tls:
-            await self._ehlo_or_helo_if_needed()
-            if self.supports_extension("starttls"):
-                await self.starttls()
-        if options.oauth_token_generator is not None:
-            if options.username is None:
-                raise SMTPException("username is required when using oauth_token_generator")
-            await self._link.oauth(options.username, options.oauth_token_generator)
-        elif options.username is not None:
-            await self.login(options.username, options.password or "")
 
     def close(self) -> None:
         """Close the connection (no QUIT) and forget the server's state. Idempotent."""
@@ -475,27 +459,7 @@ class SMTP:
         self, username: _Secret, password: _Secret, /, timeout: _Timeout = _default
     ) -> SMTPResponse:
         """Authenticate with the first method that works, in ``AUTH_METHODS`` order."""
-        await self._ehlo_or_helo_if_needed()
-        if not self.supports_extension("auth"):
-            message = "The SMTP AUTH extension is not supported by this server."
-            if not self._link.live().is_tls:
-                message += " Try connecting via TLS (or STARTTLS)."
-            raise SMTPException(message)
-        self._link.check_auth_channel()
-        error: SMTPAuthenticationError | None = None
-        for method in self.supported_auth_methods:
-            handler = getattr(self, "auth_" + method.replace("-", ""), None)
-            if handler is None:
-                raise RuntimeError(f"Missing handler for auth method {method}")
-            try:
-                response: SMTPResponse = await handler(username, password, timeout=timeout)
-            except SMTPAuthenticationError as exc:
-                error = exc
-            else:
-                return response
-        if error is not None:
-            raise error
-        raise SMTPException("No suitable authentication method found.")
+        return await self._link.login(self, username, password, timeout)
 
     async def auth_crammd5(
         self, username: _Secret, password: _Secret, /, *, timeout: _Timeout = _default

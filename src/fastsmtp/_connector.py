@@ -38,7 +38,8 @@ __all__ = (
     "tls_context",
 )
 
-log = logging.getLogger("fastsmtp")
+# Connection attempts, on their own logger: "fastsmtp" itself logs only the SMTP traffic.
+log = logging.getLogger("fastsmtp.connect")
 
 #: RFC 8305 section 5: the "Connection Attempt Delay" before the next address is tried
 #: while the previous attempt is still pending (its recommended default, 250 ms).

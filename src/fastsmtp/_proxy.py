@@ -74,13 +74,13 @@ class ProxyURL:
         self.scheme = scheme
         self.kind, self.remote_dns = PROXY_SCHEMES[scheme]
         self.host = parts.hostname
-        if port is None:
-            if self.kind == "http":
-                raise ValueError(f"The proxy URL {self} needs a port")
-            port = _DEFAULT_SOCKS_PORT
-        self.port = port
         self.username = unquote(parts.username) if parts.username is not None else None
         self.password = unquote(parts.password) if parts.password is not None else None
+        if port is None:
+            if self.kind == "http":
+                raise ValueError(f"The proxy URL {_redact_text(url)} needs a port")
+            port = _DEFAULT_SOCKS_PORT
+        self.port = port
         if self.kind == "socks4" and self.password is not None:
             raise ValueError(f"SOCKS4 has a user id but no password: {self}")
         if self.kind != "socks4" and (self.username is None) != (self.password is None):

@@ -279,6 +279,13 @@ async def _happy_eyeballs(
     ordered = _interleave(addresses)
     if not ordered:
         raise OSError(f"No address found for {host}")
+
+    def bind_for(family: int) -> Any:
+        return next((a for f, a in local if f == family), None) if local else None
+
+    if len(ordered) == 1:  # the usual case: no race to run
+        family, address = ordered[0]
+        return await _attempt(loop, family, address, bind_for(family))
     errors: list[OSError] = []
     pending: set[asyncio.Task[socket.socket]] = set()
     winner: socket.socket | None = None
@@ -288,8 +295,8 @@ async def _happy_eyeballs(
             if next_index < len(ordered):
                 family, address = ordered[next_index]
                 next_index += 1
-                bind = next((a for f, a in local if f == family), None) if local else None
-                pending.add(loop.create_task(_attempt(loop, family, address, bind)))
+                attempt = _attempt(loop, family, address, bind_for(family))
+                pending.add(loop.create_task(attempt))
             if not pending:
                 break
             more = next_index < len(ordered)

@@ -46,6 +46,8 @@ ROUTES = {
     "danted-socks5": Route("danted", "socks5", False, "127.0.0.1"),
     "danted-socks5h": Route("danted", "socks5h", False, "localhost"),
     "danted-socks4": Route("danted", "socks4", False, "127.0.0.1"),
+    # (Dante rejects SOCKS 4a requests, microsocks speaks SOCKS 5 only: socks4a is tested
+    # against a scripted proxy in test_scripted.py.)
     "microsocks-socks5": Route("microsocks", "socks5", False, "localhost"),
     "microsocks-socks5-auth": Route("microsocks", "socks5", True, "127.0.0.1"),
     "microsocks-socks5h-auth": Route("microsocks", "socks5h", True, "localhost"),

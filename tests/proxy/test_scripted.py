@@ -28,8 +28,9 @@ from .test_daemons import RAW, need_python_socks
 
 class ScriptedProxy:
     """An asyncio server on 127.0.0.1 playing a proxy: ``mode="hang"`` reads and never
-    answers; ``mode="tunnel"`` is an HTTP CONNECT proxy that sends its 200 reply and the
-    SMTP server's greeting in one write, then relays. Records each request head."""
+    answers; ``mode="tunnel"`` is an HTTP CONNECT proxy and ``mode="socks4a"`` a SOCKS 4a
+    one, each sending its success reply and the SMTP server's greeting in one write, then
+    relaying. Records each request head."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -60,15 +61,27 @@ class ScriptedProxy:
                 while await reader.read(4096):
                     pass
             return
-        head = await reader.readuntil(b"\r\n\r\n")
-        self.heads.append(head)
-        target = head.split(b" ")[1].decode()
-        host, _, port = target.rpartition(":")
-        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        if self.mode == "socks4a":
+            # SOCKS 4a: VN=4 CD=1 DSTPORT DSTIP=0.0.0.x USERID NUL HOST NUL.
+            head = await reader.readexactly(8)
+            head += await reader.readuntil(b"\0")
+            host_bytes = await reader.readuntil(b"\0")
+            self.heads.append(head + host_bytes)
+            assert head[:2] == b"\x04\x01" and head[4:7] == b"\0\0\0"
+            host, port = host_bytes[:-1].decode(), int.from_bytes(head[2:4], "big")
+            reply = b"\0\x5a" + bytes(6)
+        else:
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.heads.append(head)
+            target = head.split(b" ")[1].decode()
+            host, _, port_text = target.rpartition(":")
+            port = int(port_text)
+            reply = b"HTTP/1.1 200 Connection established\r\nX-Proxy: scripted\r\n\r\n"
+        up_reader, up_writer = await asyncio.open_connection(host, port)
         self._writers.append(up_writer)
         greeting = await up_reader.readline()
         # The proxy's reply and the first bytes of the tunnel in one segment.
-        writer.write(b"HTTP/1.1 200 Connection established\r\nX-Proxy: scripted\r\n\r\n" + greeting)
+        writer.write(reply + greeting)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError):
@@ -134,6 +147,27 @@ async def test_http_connect_reply_and_greeting_in_one_segment(
     assert b"Proxy-Authorization: Basic " + basic in lines
     assert PASSWORD not in caplog.text
     assert basic.decode() not in caplog.text
+
+
+async def test_socks4a_sends_the_name_to_the_proxy(smtpd_factory: SmtpdFactory) -> None:
+    """socks4a:// leaves resolving to the proxy (the request carries "localhost"), with the
+    user id from the URL."""
+    need_python_socks()
+    server = smtpd_factory()
+    async with scripted("socks4a") as proxy:
+        await fastsmtp.send(
+            RAW,
+            sender="a@example.com",
+            recipients=["b@example.com"],
+            hostname="localhost",
+            port=server.port,
+            proxy=f"socks4a://{USER}@127.0.0.1:{proxy.port}",
+            timeout=5,
+        )
+    (head,) = proxy.heads
+    assert head[2:4] == server.port.to_bytes(2, "big")
+    assert head[8:] == f"{USER}\0localhost\0".encode()
+    assert [m.content for m in server.messages] == [RAW]
 
 
 # --- credentials never shown -------------------------------------------------------------------

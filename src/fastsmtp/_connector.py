@@ -207,7 +207,16 @@ async def _connect_tcp(
     if proxy is not None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("connecting to %s port %d through proxy %s", host, port, proxy)
-        sock = await connect_via(proxy, host, port, timeout)
+        sock = await connect_via(
+            proxy,
+            host,
+            port,
+            timeout,
+            source_address,
+            lambda proxy_host, proxy_port: _happy_eyeballs(
+                loop, proxy_host, proxy_port, source_address
+            ),
+        )
     else:
         sock = await _happy_eyeballs(loop, host, port, source_address)
     try:

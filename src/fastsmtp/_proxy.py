@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 __all__ = ("PROXY_SCHEMES", "ProxyError", "ProxyURL", "connect_via", "require_backend")
@@ -124,20 +125,31 @@ def require_backend(proxy: ProxyURL) -> None:
 
 
 async def connect_via(
-    proxy: ProxyURL, host: str, port: int, timeout: float | None
+    proxy: ProxyURL,
+    host: str,
+    port: int,
+    timeout: float | None,
+    source_address: tuple[str, int] | None,
+    open_tcp: Callable[[str, int], Awaitable[socket.socket]],
 ) -> socket.socket:
     """A socket connected through ``proxy`` to ``host``:``port``, tunnel ready.
 
-    Raises :class:`ProxyError` when the proxy refuses, OSError when it cannot be reached
-    and TimeoutError after ``timeout`` (the caller's deadline is the one that counts).
+    ``open_tcp(host, port)`` connects to an HTTP proxy (the caller's way, with its
+    source address); python-socks reaches a SOCKS proxy itself. Raises
+    :class:`ProxyError` when the proxy refuses, OSError when it cannot be reached and
+    TimeoutError after ``timeout`` (the caller's deadline is the one that counts).
     """
     if proxy.kind == "http":
-        return await _http_connect(proxy, host, port)
-    return await _socks_connect(proxy, host, port, timeout)
+        return await _http_connect(proxy, host, port, open_tcp)
+    return await _socks_connect(proxy, host, port, timeout, source_address)
 
 
 async def _socks_connect(
-    proxy: ProxyURL, host: str, port: int, timeout: float | None
+    proxy: ProxyURL,
+    host: str,
+    port: int,
+    timeout: float | None,
+    source_address: tuple[str, int] | None,
 ) -> socket.socket:
     from python_socks import ProxyError as SocksError
     from python_socks import ProxyType
@@ -157,7 +169,9 @@ async def _socks_connect(
     # wait_for is the real deadline, so "no timeout" here is a very long one.
     limit = timeout if timeout is not None else 365 * 86400.0
     try:
-        sock: socket.socket = await client.connect(host, port, timeout=limit)
+        sock: socket.socket = await client.connect(
+            host, port, timeout=limit, local_addr=source_address
+        )
     except SocksError as exc:
         if isinstance(exc, (OSError, TimeoutError)):
             raise  # unreachable proxy (ProxyConnectionError) or its timeout
@@ -165,20 +179,19 @@ async def _socks_connect(
     return sock
 
 
-async def _http_connect(proxy: ProxyURL, host: str, port: int) -> socket.socket:
+async def _http_connect(
+    proxy: ProxyURL,
+    host: str,
+    port: int,
+    open_tcp: Callable[[str, int], Awaitable[socket.socket]],
+) -> socket.socket:
     """RFC 9110 section 9.3.6: CONNECT, then a 2xx reply and the tunnel."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setblocking(False)
-        try:
-            await loop.sock_connect(sock, address)
-        except OSError as exc:
-            raise OSError(
-                exc.errno, f"Could not connect to proxy {proxy}: {exc.strerror or exc}"
-            ) from None
+        sock = await open_tcp(proxy.host, proxy.port)
+    except OSError as exc:
+        raise OSError(exc.errno, f"Could not connect to proxy {proxy}: {exc}") from None
+    try:
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         request = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
         if proxy.username is not None:

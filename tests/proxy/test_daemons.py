@@ -8,14 +8,16 @@ the proxy (its peer is not the client's socket; the client's peer is the proxy).
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 import fastsmtp
-from fastsmtp import SMTP, SMTPConnectError, SMTPException
+from fastsmtp import SMTP, SMTPConnectError, SMTPException, _connector
 from tests._servers import RecordingServer
 from tests.client.conftest import SmtpdFactory, TLSMaterial
 
@@ -386,3 +388,49 @@ async def test_cleartext_auth_through_a_proxy_is_refused(
     async with trusted:
         await trusted.login("alice", "s3cret")
     assert "AUTH" in server.connections[1].verbs
+
+
+@pytest.mark.parametrize("name", ["microsocks-socks5", "tinyproxy-http"])
+async def test_source_address_is_used_to_reach_the_proxy(
+    name: str, proxies: DaemonFactory, smtpd_factory: SmtpdFactory
+) -> None:
+    route = ROUTES[name]
+    server = smtpd_factory()
+    daemon, url = start_route(proxies, route, server.port)
+    source = ("127.0.0.1", free_port())
+    client = SMTP(
+        hostname=route.hostname, port=server.port, proxy=url, source_address=source, timeout=10
+    )
+    async with client:
+        assert client.get_transport_info("sockname")[:2] == source
+        assert client.get_transport_info("peername")[:2] == daemon.address
+        await client.noop()
+    assert server.connections[0].peername[:2] != source
+
+
+async def test_http_proxy_name_with_a_dead_address_first(
+    proxies: DaemonFactory, smtpd_factory: SmtpdFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HTTP proxy is reached the happy-eyeballs way too: its name's dead IPv6 address
+    is passed over for the live IPv4 one."""
+    server = smtpd_factory()
+    daemon = proxies("tinyproxy", connect_port=server.port)
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind(("::1", 0))
+        dead = s.getsockname()[1]
+
+    async def resolve(host: str, port: int) -> list[tuple[int, Any]]:
+        assert (host, port) == ("proxy.eyeballs.test", daemon.port)
+        return [(socket.AF_INET6, ("::1", dead, 0, 0)), (socket.AF_INET, daemon.address)]
+
+    monkeypatch.setattr(_connector, "resolve", resolve)
+    client = SMTP(
+        hostname="127.0.0.1",
+        port=server.port,
+        proxy=f"http://proxy.eyeballs.test:{daemon.port}",
+        timeout=10,
+    )
+    async with client:
+        assert client.get_transport_info("peername")[:2] == daemon.address
+        await client.noop()
+    assert f"127.0.0.1:{server.port}" in daemon.log()

@@ -3,6 +3,10 @@
 :func:`open_channel` connects as the options say, reads the greeting (RFC 5321 section
 3.1) and returns the protocol shell with its fresh session. Every OS error and timeout of
 connecting becomes a fastsmtp exception here, with aiosmtplib's messages.
+
+TCP goes to the first address of the host that answers, tried the RFC 8305 way
+(:func:`_happy_eyeballs`), or through the ``proxy`` option's tunnel (:mod:`._proxy`); TLS
+is then started over that socket for the SMTP host name either way.
 """
 
 from __future__ import annotations

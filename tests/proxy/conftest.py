@@ -52,15 +52,6 @@ def _started(start: Callable[[], _T]) -> _T:
         raise  # not reached
 
 
-@pytest.fixture
-def python_socks() -> None:
-    """SOCKS needs the optional python-socks package (``fastsmtplib[proxy]``)."""
-    try:
-        import python_socks.async_.asyncio  # noqa: F401
-    except ImportError as exc:
-        unavailable(f"python-socks is not installed: {exc}")
-
-
 DaemonFactory = Callable[..., ProxyDaemon]
 
 

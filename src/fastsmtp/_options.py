@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar, overload
 
 from ._commands import validate_local_hostname
+from ._proxy import ProxyURL, require_backend
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = (
@@ -57,6 +58,7 @@ _DEFAULTS: dict[str, Any] = {
     "allow_insecure_auth": False,
     "pipelining": None,
     "chunking": False,
+    "proxy": None,
 }
 OPTION_NAMES: tuple[str, ...] = tuple(_DEFAULTS)
 
@@ -170,6 +172,9 @@ class ConnectionOptions:
     #: RFC 2920 / RFC 3030: None = use when advertised, False = never, True = required.
     pipelining: bool | None
     chunking: bool | None
+    #: Given as a URL string (``socks5://user:pass@host:1080``...); kept parsed, as a
+    #: :class:`~fastsmtp._proxy.ProxyURL` whose repr hides the credentials.
+    proxy: ProxyURL | None
 
     def __init__(self, given: Mapping[str, Any] | None = None) -> None:
         for name, value in _DEFAULTS.items():
@@ -232,6 +237,15 @@ class ConnectionOptions:
             raise ValueError("The hostname param contains prohibited newline characters")
         if self.local_hostname is not None:
             self.local_hostname = validate_local_hostname(self.local_hostname)
+        proxy: object = self.proxy
+        if proxy is not None:
+            if socket_given:
+                raise ValueError("The proxy option cannot be combined with sock or socket_path")
+            if isinstance(proxy, str):
+                self.proxy = proxy = ProxyURL(proxy)
+            elif not isinstance(proxy, ProxyURL):
+                raise TypeError(f"proxy must be a URL string, not {type(proxy).__name__}")
+            require_backend(proxy)
 
     # -- derived values -----------------------------------------------------------------
 

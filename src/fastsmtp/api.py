@@ -45,6 +45,7 @@ async def send(
     allow_insecure_auth: bool = False,
     pipelining: bool | None = None,
     chunking: bool | None = False,
+    proxy: str | None = None,
     size: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[dict[str, SMTPResponse], str]:

@@ -94,6 +94,7 @@ class SMTPPool:
         allow_insecure_auth: bool = False,
         pipelining: bool | None = None,
         chunking: bool | None = False,
+        proxy: str | None = None,
         max_connections: int = 8,
         max_messages_per_connection: int | None = None,
         max_connection_age: float | None = None,

@@ -148,6 +148,7 @@ class SMTP:
         allow_insecure_auth: bool = False,
         pipelining: bool | None = None,
         chunking: bool | None = False,
+        proxy: str | None = None,
     ) -> None:
         self._options = options = ConnectionOptions.from_arguments(locals())
         self._link = Link(options, self.execute_command, self._ehlo_or_helo_if_needed)
@@ -221,6 +222,7 @@ class SMTP:
         allow_insecure_auth: bool | None = None,
         pipelining: bool | Default | None = _default,
         chunking: bool | Default | None = _default,
+        proxy: str | Default | None = _default,
     ) -> SMTPResponse:
         """Connect, read the greeting, then STARTTLS and log in as configured.
 

@@ -48,10 +48,12 @@ _PIPELINING = "issue 4: RFC 2920 PIPELINING; None = use when advertised (compati
 _CHUNKING = "issue 4: RFC 3030 CHUNKING/BDAT; opt-in, default False keeps DATA"
 _SIZE = "issue 4: SIZE for a streamed message, whose length is unknown up front"
 _PROGRESS = "issue 4: progress callback for long uploads"
+_PROXY = "issue 14: SOCKS4/4a/5/5h or HTTP CONNECT proxy URL; None = connect directly"
 _CONNECTION_ADDITIONS = {
     "allow_insecure_auth": _INSECURE_AUTH,
     "pipelining": _PIPELINING,
     "chunking": _CHUNKING,
+    "proxy": _PROXY,
 }
 ADDED_KEYWORD_ONLY: dict[str, dict[str, str]] = {
     "SMTP.__init__": _CONNECTION_ADDITIONS,

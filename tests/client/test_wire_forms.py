@@ -116,7 +116,16 @@ async def test_vrfy_expn_options_follow_the_argument(verb: str) -> None:
 @pytest.mark.parametrize("verb", ["vrfy", "expn"])
 @pytest.mark.parametrize(
     "argument",
-    ["a b@example.com", "a@b@example.com", "<a@example.com> SIZE=1", "<a@example.com", "a@"],
+    [
+        "a b@example.com",
+        "a@b@example.com",
+        "<a@example.com> SIZE=1",
+        "<a@example.com",
+        "a@",
+        "alice>",
+        "<alice",
+        "j\u00f6rg",  # non-ASCII without SMTPUTF8
+    ],
 )
 async def test_vrfy_expn_invalid_address_writes_nothing(verb: str, argument: str) -> None:
     async with HostileServer([Expect(b"EHLO"), ehlo_reply(), Respond()]) as server:

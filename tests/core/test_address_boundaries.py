@@ -10,7 +10,7 @@ import email.message
 
 import pytest
 
-from fastsmtp._address import envelope_address, xtext_encode
+from fastsmtp._address import check_option, envelope_address, esmtp_keyword, xtext_encode
 from fastsmtp.email import flatten_message
 
 
@@ -212,3 +212,24 @@ def test_hidden_headers_any_case() -> None:
     message["RESENT-BCC"] = "b@example.com"
     message.set_payload("x")
     assert flatten_message(message) == b"To: to@example.com\n\nx"
+
+
+# --- ESMTP parameters: the messages ----------------------------------------------------------
+
+
+def test_esmtp_keyword_message() -> None:
+    with pytest.raises(ValueError) as info:
+        esmtp_keyword("-X")
+    assert str(info.value) == (
+        "Invalid ESMTP keyword '-X': must be a letter or digit followed by letters, digits or '-'"
+    )
+
+
+def test_check_option_message() -> None:
+    with pytest.raises(ValueError) as info:
+        check_option("SIZE=1 X")
+    assert str(info.value) == (
+        "Invalid ESMTP parameter 'SIZE=1 X': expected KEYWORD or KEYWORD=value, the keyword "
+        "made of letters, digits and '-', the value of printable ASCII characters other than "
+        "'=' and space"
+    )

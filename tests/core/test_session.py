@@ -394,3 +394,47 @@ def test_plan_refuses_what_the_server_lacks(impl: ModuleType) -> None:
         args = {"utf8": False, "binary": False, "pipelining": None, "chunking": None, **kwargs}
         with pytest.raises(SMTPNotSupported, match=message):
             session.plan(**args)  # type: ignore[arg-type]
+
+
+# --- found missing by mutation testing (#19) ------------------------------------------------
+
+
+def test_counts_follow_every_write_and_reply(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    assert (session.sent_count, session.received_count) == (2, 2)  # greeting and EHLO
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.RCPT))
+    assert session.sent_count == 5
+    wire.replies(b"250 a\r\n250 b\r\n250 c\r\n")
+    assert session.received_count == 5
+    session.bdat_sent(last=False)
+    assert session.sent_count == 6
+    session.chunk_written(last=False)
+    session.bdat_sent(last=True)
+    assert session.sent_count == 7
+    session.chunk_written(last=True)
+    wire.replies(b"250 x\r\n250 y\r\n")
+    assert (session.sent_count, session.received_count) == (7, 7)
+    assert session.owed == []
+
+
+def test_bdat_stopped_changes_nothing_outside_a_body(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.bdat_stopped()  # nothing owed, not in a body: still ready
+    assert session.phase is Phase.READY
+    session.sent((Kind.MAIL, Kind.RCPT))
+    wire.replies(b"250 a\r\n250 b\r\n")
+    session.bdat_sent(last=False)
+    session.chunk_written(last=False)
+    session.bdat_stopped()  # its reply is still owed: the body goes on
+    assert session.phase is Phase.BODY
+
+
+def test_transaction_plans() -> None:
+    from fastsmtp._session import TransactionPlan
+
+    plan = TransactionPlan(True, False, True)
+    assert (plan.pipelined, plan.chunked, plan.announce_size) == (True, False, True)
+    plan = TransactionPlan(False, True, False)
+    assert (plan.pipelined, plan.chunked, plan.announce_size) == (False, True, False)

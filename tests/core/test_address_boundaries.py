@@ -233,3 +233,30 @@ def test_check_option_message() -> None:
         "made of letters, digits and '-', the value of printable ASCII characters other than "
         "'=' and space"
     )
+
+
+@pytest.mark.parametrize("utf8", [False, True])
+@pytest.mark.parametrize("cte_type", ["8bit", "7bit"])
+def test_fresh_policies_flatten_as_the_stdlib(utf8: bool, cte_type: str) -> None:
+    # The policies are cached; build them again so the code that makes them runs here.
+    import email.generator
+    import email.policy
+    import io
+
+    import fastsmtp.email
+
+    fastsmtp.email._policy.cache_clear()
+    message = email.message.EmailMessage()
+    message["From"] = "Sender <s@example.com>"
+    message["To"] = "r@example.com"
+    message["Subject"] = "a subject that fits on one line"
+    message.set_content("body\n")
+    base = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+    policy = base if cte_type == "8bit" else base.clone(cte_type=cte_type)
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer, policy=policy).flatten(message)
+    assert flatten_message(message, utf8=utf8, cte_type=cte_type) == buffer.getvalue()
+    made = fastsmtp.email._policy(True, utf8, cte_type)
+    assert made.linesep == "\r\n"
+    assert made.utf8 is utf8
+    assert made.header_factory is base.header_factory

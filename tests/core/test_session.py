@@ -7,6 +7,7 @@ session as the shell does; the client's side is what the shell tells the session
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -438,3 +439,41 @@ def test_transaction_plans() -> None:
     assert (plan.pipelined, plan.chunked, plan.announce_size) == (True, False, True)
     plan = TransactionPlan(False, True, False)
     assert (plan.pipelined, plan.chunked, plan.announce_size) == (False, True, False)
+
+
+def test_data_body_counts(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"250 a\r\n250 b\r\n354 go\r\n")
+    assert session.phase is Phase.BODY
+    session.body_started()
+    assert session.early_reply is False
+    assert (session.sent_count, session.received_count) == (6, 5)
+    session.body_ended()
+    wire.replies(b"250 queued\r\n")
+    assert session.phase is Phase.READY
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"250 a\r\n250 b\r\n354 go\r\n")
+    session.body_sent()
+    assert (session.sent_count, session.received_count) == (10, 9)
+    assert session.phase is Phase.READY
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.sent((Kind.COMMAND,)),
+        lambda s: s.sent((Kind.MAIL, Kind.RCPT)),
+        lambda s: s.body_started(),
+        lambda s: s.body_sent(),
+        lambda s: s.bdat_sent(last=True),
+    ],
+)
+def test_writing_after_close_is_a_lost_connection(impl: ModuleType, write: Any) -> None:
+    session = ready(impl).session
+    session.closed()
+    with pytest.raises(SMTPServerDisconnected) as info:
+        write(session)
+    assert str(info.value) == "Connection lost"
+    assert session.phase is Phase.CLOSED

@@ -260,3 +260,21 @@ def test_fresh_policies_flatten_as_the_stdlib(utf8: bool, cte_type: str) -> None
     assert made.linesep == "\r\n"
     assert made.utf8 is utf8
     assert made.header_factory is base.header_factory
+
+
+def test_bad_header_lines_are_quoted_up_to_100_octets() -> None:
+    from fastsmtp.email import check_header_block
+
+    long_line = b"x" * 150
+    with pytest.raises(ValueError) as info:
+        check_header_block(b"A: b\r\n" + long_line + b"\r\n\r\nbody")
+    assert str(info.value) == (
+        "Message header line 2 is neither 'Name: value' nor a folded continuation "
+        f"(possible header injection): {long_line[:100]!r}"
+    )
+    with pytest.raises(ValueError) as info:
+        check_header_block(b" " + long_line + b"\r\nA: b\r\n\r\n")
+    assert str(info.value) == (
+        "Message header line 1 is a continuation with no header to continue: "
+        f"{(b' ' + long_line)[:100]!r}"
+    )

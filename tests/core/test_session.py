@@ -477,3 +477,30 @@ def test_writing_after_close_is_a_lost_connection(impl: ModuleType, write: Any) 
         write(session)
     assert str(info.value) == "Connection lost"
     assert session.phase is Phase.CLOSED
+
+
+def test_abandon_is_uninformed_by_default(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    start = session.sent_count
+    session.sent((Kind.MAIL,))
+    wire.replies(b"250 ok\r\n")
+    assert session.abandon(start) is Verdict.RESET
+
+
+def test_informed_abandon_with_replies_owed_by_the_turn_resets(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    start = session.sent_count
+    session.sent((Kind.MAIL, Kind.RCPT))
+    wire.replies(b"250 ok\r\n")  # the RCPT reply is still owed to this turn
+    assert session.abandon(start, informed=True) is Verdict.RESET
+
+
+def test_informed_abandon_of_a_turn_that_wrote_nothing_keeps(impl: ModuleType) -> None:
+    # Replies are owed, but to an earlier turn's writes: this turn knows its state.
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT))
+    assert session.abandon(session.sent_count, informed=True) is Verdict.KEEP
+    assert session.abandon(session.sent_count) is Verdict.RESET

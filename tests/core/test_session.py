@@ -504,3 +504,21 @@ def test_informed_abandon_of_a_turn_that_wrote_nothing_keeps(impl: ModuleType) -
     session.sent((Kind.MAIL, Kind.RCPT))
     assert session.abandon(session.sent_count, informed=True) is Verdict.KEEP
     assert session.abandon(session.sent_count) is Verdict.RESET
+
+
+def test_plan_refusals_are_named_exactly(impl: ModuleType) -> None:
+    from fastsmtp.errors import SMTPNotSupported as NotSupported
+
+    session = ready(impl, b"250-mx\r\n250 8BITMIME\r\n").session
+    for kwargs, message in [
+        ({"pipelining": True}, "PIPELINING is not supported by this server"),
+        ({"chunking": True}, "CHUNKING is not supported by this server"),
+        ({"binary": True}, "BINARYMIME is not supported by this server"),
+    ]:
+        args = {"utf8": False, "binary": False, "pipelining": None, "chunking": None, **kwargs}
+        with pytest.raises(NotSupported) as info:
+            session.plan(**args)  # type: ignore[arg-type]
+        assert info.value.args == (message,)
+    with pytest.raises(ValueError) as refused:
+        session.plan(utf8=False, binary=True, pipelining=None, chunking=False)
+    assert str(refused.value) == "BODY=BINARYMIME needs BDAT, but chunking=False"

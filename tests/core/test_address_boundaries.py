@@ -278,3 +278,11 @@ def test_bad_header_lines_are_quoted_up_to_100_octets() -> None:
         "Message header line 1 is a continuation with no header to continue: "
         f"{(b' ' + long_line)[:100]!r}"
     )
+
+
+def test_flatten_defaults_to_ascii_headers() -> None:
+    message = email.message.EmailMessage()
+    message["Subject"] = "caf\u00e9"
+    message.set_content("x")
+    assert flatten_message(message).startswith(b"Subject: =?utf-8?q?caf=C3=A9?=\r\n")
+    assert flatten_message(message, utf8=True).startswith("Subject: caf\u00e9\r\n".encode())

@@ -522,3 +522,34 @@ def test_plan_refusals_are_named_exactly(impl: ModuleType) -> None:
     with pytest.raises(ValueError) as refused:
         session.plan(utf8=False, binary=True, pipelining=None, chunking=False)
     assert str(refused.value) == "BODY=BINARYMIME needs BDAT, but chunking=False"
+
+
+def test_ehlo_and_helo_end_a_transaction(impl: ModuleType) -> None:
+    for kind in (Kind.EHLO, Kind.HELO, Kind.RSET):
+        wire = ready(impl)
+        session = wire.session
+        session.sent((Kind.MAIL,))
+        wire.replies(b"250 ok\r\n")
+        assert session.phase is Phase.TRANSACTION
+        session.sent((kind,))
+        assert session.phase is Phase.READY
+
+
+def test_a_write_of_several_kinds_is_judged_in_order(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL,))
+    wire.replies(b"250 ok\r\n")
+    # A plain command, then RSET, in one write: the RSET still ends the transaction.
+    session.sent((Kind.COMMAND, Kind.RSET))
+    assert session.phase is Phase.READY
+    wire.replies(b"250 noop\r\n250 reset\r\n")
+    # RSET then MAIL in one write: a new transaction, whose MAIL was not refused.
+    session.sent((Kind.RSET, Kind.MAIL))
+    assert session.phase is Phase.TRANSACTION
+    wire.replies(b"250 reset\r\n250 ok\r\n")
+    session.sent((Kind.RCPT,))
+    wire.replies(b"250 ok\r\n")
+    session.sent((Kind.DATA,))
+    wire.replies(b"554 no\r\n")
+    assert session.phase is Phase.TRANSACTION  # a refused DATA leaves the transaction open

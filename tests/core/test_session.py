@@ -553,3 +553,27 @@ def test_a_write_of_several_kinds_is_judged_in_order(impl: ModuleType) -> None:
     session.sent((Kind.DATA,))
     wire.replies(b"554 no\r\n")
     assert session.phase is Phase.TRANSACTION  # a refused DATA leaves the transaction open
+
+
+@pytest.mark.parametrize("count", [8, 9, 20])
+def test_many_replies_handed_over_at_once(impl: ModuleType, count: int) -> None:
+    # The shell hands over a pipelined group's replies as they arrive, many at once.
+    for codes, phase in [
+        ([250] * (count + 1), Phase.TRANSACTION),
+        ([250] * (count - 2) + [421] + [250] * 2, Phase.CLOSED),
+        ([421] + [250] * count, Phase.CLOSED),
+        ([250] * count + [421], Phase.CLOSED),
+    ]:
+        session = ready(impl).session
+        session.sent((Kind.MAIL, *([Kind.RCPT] * count)))
+        session.took([SMTPResponse(code, "x") for code in codes], 0)
+        assert session.phase is phase
+        assert session.owed == []
+    # Handed over in two parts: the second part alone holds the 421.
+    session = ready(impl).session
+    session.sent((Kind.MAIL, *([Kind.RCPT] * count)))
+    replies = [SMTPResponse(250, "x")] * count + [SMTPResponse(421, "bye")]
+    session.took(replies[:1], 0)
+    assert session.phase is Phase.TRANSACTION
+    session.took(replies, 1)
+    assert session.phase is Phase.CLOSED

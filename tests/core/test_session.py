@@ -577,3 +577,21 @@ def test_many_replies_handed_over_at_once(impl: ModuleType, count: int) -> None:
     assert session.phase is Phase.TRANSACTION
     session.took(replies, 1)
     assert session.phase is Phase.CLOSED
+
+
+def test_mail_answered_251_is_refused(impl: ModuleType) -> None:
+    # RFC 5321 section 4.1.1.2: MAIL succeeds with 250 only.
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL,))
+    wire.replies(b"251 odd\r\n")
+    assert session.phase is Phase.READY
+
+
+def test_each_reply_of_a_mixed_write_is_judged(impl: ModuleType) -> None:
+    session = ready(impl).session
+    session.sent((Kind.EHLO, Kind.MAIL))
+    assert session.phase is Phase.TRANSACTION
+    session.took([SMTPResponse(250, "mx\nSIZE 10"), SMTPResponse(550, "no")], 0)
+    assert session.server.extensions == {"size": "10"}
+    assert session.phase is Phase.READY  # the MAIL refusal was judged too

@@ -595,3 +595,10 @@ def test_each_reply_of_a_mixed_write_is_judged(impl: ModuleType) -> None:
     session.took([SMTPResponse(250, "mx\nSIZE 10"), SMTPResponse(550, "no")], 0)
     assert session.server.extensions == {"size": "10"}
     assert session.phase is Phase.READY  # the MAIL refusal was judged too
+
+
+def test_a_421_in_a_mixed_write_closes(impl: ModuleType) -> None:
+    session = ready(impl).session
+    session.sent((Kind.EHLO, Kind.MAIL))
+    session.took([SMTPResponse(250, "mx"), SMTPResponse(421, "bye")], 0)
+    assert session.phase is Phase.CLOSED

@@ -602,3 +602,9 @@ def test_a_421_in_a_mixed_write_closes(impl: ModuleType) -> None:
     session.sent((Kind.EHLO, Kind.MAIL))
     session.took([SMTPResponse(250, "mx"), SMTPResponse(421, "bye")], 0)
     assert session.phase is Phase.CLOSED
+
+
+def test_a_refusing_greeting_leaves_the_session_unready(impl: ModuleType) -> None:
+    wire = Wire(impl)
+    wire.replies(b"554 no service\r\n")
+    assert wire.session.phase is Phase.GREETING

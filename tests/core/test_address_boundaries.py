@@ -286,3 +286,16 @@ def test_flatten_defaults_to_ascii_headers() -> None:
     message.set_content("x")
     assert flatten_message(message).startswith(b"Subject: =?utf-8?q?caf=C3=A9?=\r\n")
     assert flatten_message(message, utf8=True).startswith("Subject: caf\u00e9\r\n".encode())
+
+
+def test_length_limits_find_the_last_at() -> None:
+    # The local part ends at the last "@": one inside quotes does not shorten it.
+    local = '"@' + "a" * 62 + '"'  # 65 octets
+    invalid(f"{local}@x.example", "local part longer than 64 octets")
+    domain256 = ".".join(["d" * 63] * 3 + ["d" * 62, "d"])
+    assert len(domain256) == 256
+    invalid(f"a@{domain256}", "domain longer than 255 octets")
+
+
+def test_a_second_angle_bracket_is_in_the_local_part() -> None:
+    invalid("<a<b@c.example>", "local part contains '<' outside quotes")

@@ -299,3 +299,9 @@ def test_length_limits_find_the_last_at() -> None:
 
 def test_a_second_angle_bracket_is_in_the_local_part() -> None:
     invalid("<a<b@c.example>", "local part contains '<' outside quotes")
+
+
+def test_non_str_address_message() -> None:
+    with pytest.raises(TypeError) as info:
+        envelope_address(b"a@b.example")  # type: ignore[arg-type]
+    assert str(info.value) == "email address must be str, not bytes"

@@ -608,3 +608,11 @@ def test_a_refusing_greeting_leaves_the_session_unready(impl: ModuleType) -> Non
     wire = Wire(impl)
     wire.replies(b"554 no service\r\n")
     assert wire.session.phase is Phase.GREETING
+
+
+def test_a_new_session_knows_nothing() -> None:
+    session = SMTPSession()
+    assert session.early_reply is False
+    assert session.server.supports_esmtp is False
+    assert session.server.extensions == {} and session.server.auth_methods == []
+    assert session.owed == [Kind.GREETING]

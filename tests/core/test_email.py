@@ -166,7 +166,16 @@ HEADERS = [
 ]
 
 
-@pytest.mark.parametrize("header", HEADERS, ids=repr)
+def _header_id(header: Any) -> str:
+    # repr() of a Header shows its memory address, and pytest escapes a backslash or a
+    # non-ASCII character of an explicit id again on each collection in one process
+    # (mutation testing collects more than once): a stable, plain ASCII id.
+    if isinstance(header, Header):
+        return "Header:" + str(header).encode("ascii", "replace").decode()
+    return repr(header)
+
+
+@pytest.mark.parametrize("header", HEADERS, ids=_header_id)
 def test_extract_addresses(header: Any) -> None:
     assert outcome(ours.extract_addresses, header) == outcome(reference.extract_addresses, header)
 

@@ -7,6 +7,7 @@ session as the shell does; the client's side is what the shell tells the session
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -394,3 +395,224 @@ def test_plan_refuses_what_the_server_lacks(impl: ModuleType) -> None:
         args = {"utf8": False, "binary": False, "pipelining": None, "chunking": None, **kwargs}
         with pytest.raises(SMTPNotSupported, match=message):
             session.plan(**args)  # type: ignore[arg-type]
+
+
+# --- found missing by mutation testing (#19) ------------------------------------------------
+
+
+def test_counts_follow_every_write_and_reply(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    assert (session.sent_count, session.received_count) == (2, 2)  # greeting and EHLO
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.RCPT))
+    assert session.sent_count == 5
+    wire.replies(b"250 a\r\n250 b\r\n250 c\r\n")
+    assert session.received_count == 5
+    session.bdat_sent(last=False)
+    assert session.sent_count == 6
+    session.chunk_written(last=False)
+    session.bdat_sent(last=True)
+    assert session.sent_count == 7
+    session.chunk_written(last=True)
+    wire.replies(b"250 x\r\n250 y\r\n")
+    assert (session.sent_count, session.received_count) == (7, 7)
+    assert session.owed == []
+
+
+def test_bdat_stopped_changes_nothing_outside_a_body(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.bdat_stopped()  # nothing owed, not in a body: still ready
+    assert session.phase is Phase.READY
+    session.sent((Kind.MAIL, Kind.RCPT))
+    wire.replies(b"250 a\r\n250 b\r\n")
+    session.bdat_sent(last=False)
+    session.chunk_written(last=False)
+    session.bdat_stopped()  # its reply is still owed: the body goes on
+    assert session.phase is Phase.BODY
+
+
+def test_transaction_plans() -> None:
+    from fastsmtp._session import TransactionPlan
+
+    plan = TransactionPlan(True, False, True)
+    assert (plan.pipelined, plan.chunked, plan.announce_size) == (True, False, True)
+    plan = TransactionPlan(False, True, False)
+    assert (plan.pipelined, plan.chunked, plan.announce_size) == (False, True, False)
+
+
+def test_data_body_counts(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"250 a\r\n250 b\r\n354 go\r\n")
+    assert session.phase is Phase.BODY
+    session.body_started()
+    assert session.early_reply is False
+    assert (session.sent_count, session.received_count) == (6, 5)
+    session.body_ended()
+    wire.replies(b"250 queued\r\n")
+    assert session.phase is Phase.READY
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.DATA))
+    wire.replies(b"250 a\r\n250 b\r\n354 go\r\n")
+    session.body_sent()
+    assert (session.sent_count, session.received_count) == (10, 9)
+    assert session.phase is Phase.READY
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.sent((Kind.COMMAND,)),
+        lambda s: s.sent((Kind.MAIL, Kind.RCPT)),
+        lambda s: s.body_started(),
+        lambda s: s.body_sent(),
+        lambda s: s.bdat_sent(last=True),
+    ],
+)
+def test_writing_after_close_is_a_lost_connection(impl: ModuleType, write: Any) -> None:
+    session = ready(impl).session
+    session.closed()
+    with pytest.raises(SMTPServerDisconnected) as info:
+        write(session)
+    assert str(info.value) == "Connection lost"
+    assert session.phase is Phase.CLOSED
+
+
+def test_abandon_is_uninformed_by_default(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    start = session.sent_count
+    session.sent((Kind.MAIL,))
+    wire.replies(b"250 ok\r\n")
+    assert session.abandon(start) is Verdict.RESET
+
+
+def test_informed_abandon_with_replies_owed_by_the_turn_resets(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    start = session.sent_count
+    session.sent((Kind.MAIL, Kind.RCPT))
+    wire.replies(b"250 ok\r\n")  # the RCPT reply is still owed to this turn
+    assert session.abandon(start, informed=True) is Verdict.RESET
+
+
+def test_informed_abandon_of_a_turn_that_wrote_nothing_keeps(impl: ModuleType) -> None:
+    # Replies are owed, but to an earlier turn's writes: this turn knows its state.
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL, Kind.RCPT))
+    assert session.abandon(session.sent_count, informed=True) is Verdict.KEEP
+    assert session.abandon(session.sent_count) is Verdict.RESET
+
+
+def test_plan_refusals_are_named_exactly(impl: ModuleType) -> None:
+    from fastsmtp.errors import SMTPNotSupported as NotSupported
+
+    session = ready(impl, b"250-mx\r\n250 8BITMIME\r\n").session
+    for kwargs, message in [
+        ({"pipelining": True}, "PIPELINING is not supported by this server"),
+        ({"chunking": True}, "CHUNKING is not supported by this server"),
+        ({"binary": True}, "BINARYMIME is not supported by this server"),
+    ]:
+        args = {"utf8": False, "binary": False, "pipelining": None, "chunking": None, **kwargs}
+        with pytest.raises(NotSupported) as info:
+            session.plan(**args)  # type: ignore[arg-type]
+        assert info.value.args == (message,)
+    with pytest.raises(ValueError) as refused:
+        session.plan(utf8=False, binary=True, pipelining=None, chunking=False)
+    assert str(refused.value) == "BODY=BINARYMIME needs BDAT, but chunking=False"
+
+
+def test_ehlo_and_helo_end_a_transaction(impl: ModuleType) -> None:
+    for kind in (Kind.EHLO, Kind.HELO, Kind.RSET):
+        wire = ready(impl)
+        session = wire.session
+        session.sent((Kind.MAIL,))
+        wire.replies(b"250 ok\r\n")
+        assert session.phase is Phase.TRANSACTION
+        session.sent((kind,))
+        assert session.phase is Phase.READY
+
+
+def test_a_write_of_several_kinds_is_judged_in_order(impl: ModuleType) -> None:
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL,))
+    wire.replies(b"250 ok\r\n")
+    # A plain command, then RSET, in one write: the RSET still ends the transaction.
+    session.sent((Kind.COMMAND, Kind.RSET))
+    assert session.phase is Phase.READY
+    wire.replies(b"250 noop\r\n250 reset\r\n")
+    # RSET then MAIL in one write: a new transaction, whose MAIL was not refused.
+    session.sent((Kind.RSET, Kind.MAIL))
+    assert session.phase is Phase.TRANSACTION
+    wire.replies(b"250 reset\r\n250 ok\r\n")
+    session.sent((Kind.RCPT,))
+    wire.replies(b"250 ok\r\n")
+    session.sent((Kind.DATA,))
+    wire.replies(b"554 no\r\n")
+    assert session.phase is Phase.TRANSACTION  # a refused DATA leaves the transaction open
+
+
+@pytest.mark.parametrize("count", [8, 9, 20])
+def test_many_replies_handed_over_at_once(impl: ModuleType, count: int) -> None:
+    # The shell hands over a pipelined group's replies as they arrive, many at once.
+    for codes, phase in [
+        ([250] * (count + 1), Phase.TRANSACTION),
+        ([250] * (count - 2) + [421] + [250] * 2, Phase.CLOSED),
+        ([421] + [250] * count, Phase.CLOSED),
+        ([250] * count + [421], Phase.CLOSED),
+    ]:
+        session = ready(impl).session
+        session.sent((Kind.MAIL, *([Kind.RCPT] * count)))
+        session.took([SMTPResponse(code, "x") for code in codes], 0)
+        assert session.phase is phase
+        assert session.owed == []
+    # Handed over in two parts: the second part alone holds the 421.
+    session = ready(impl).session
+    session.sent((Kind.MAIL, *([Kind.RCPT] * count)))
+    replies = [SMTPResponse(250, "x")] * count + [SMTPResponse(421, "bye")]
+    session.took(replies[:1], 0)
+    assert session.phase is Phase.TRANSACTION
+    session.took(replies, 1)
+    assert session.phase is Phase.CLOSED
+
+
+def test_mail_answered_251_is_refused(impl: ModuleType) -> None:
+    # RFC 5321 section 4.1.1.2: MAIL succeeds with 250 only.
+    wire = ready(impl)
+    session = wire.session
+    session.sent((Kind.MAIL,))
+    wire.replies(b"251 odd\r\n")
+    assert session.phase is Phase.READY
+
+
+def test_each_reply_of_a_mixed_write_is_judged(impl: ModuleType) -> None:
+    session = ready(impl).session
+    session.sent((Kind.EHLO, Kind.MAIL))
+    assert session.phase is Phase.TRANSACTION
+    session.took([SMTPResponse(250, "mx\nSIZE 10"), SMTPResponse(550, "no")], 0)
+    assert session.server.extensions == {"size": "10"}
+    assert session.phase is Phase.READY  # the MAIL refusal was judged too
+
+
+def test_a_421_in_a_mixed_write_closes(impl: ModuleType) -> None:
+    session = ready(impl).session
+    session.sent((Kind.EHLO, Kind.MAIL))
+    session.took([SMTPResponse(250, "mx"), SMTPResponse(421, "bye")], 0)
+    assert session.phase is Phase.CLOSED
+
+
+def test_a_refusing_greeting_leaves_the_session_unready(impl: ModuleType) -> None:
+    wire = Wire(impl)
+    wire.replies(b"554 no service\r\n")
+    assert wire.session.phase is Phase.GREETING
+
+
+def test_a_new_session_knows_nothing() -> None:
+    session = SMTPSession()
+    assert session.early_reply is False
+    assert session.server.supports_esmtp is False
+    assert session.server.extensions == {} and session.server.auth_methods == []
+    assert session.owed == [Kind.GREETING]

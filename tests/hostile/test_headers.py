@@ -64,7 +64,7 @@ def cases() -> list[tuple[str, Message]]:
 CASES = cases()
 
 
-@pytest.mark.parametrize("message", [m for _, m in CASES], ids=[n for n, _ in CASES])
+@pytest.mark.parametrize("message", [pytest.param(m, id=n) for n, m in CASES])
 async def test_header_injection_is_refused_before_mail(message: Message) -> None:
     async with HostileServer([Hang()]) as server:
         client = SMTP(

@@ -1,0 +1,142 @@
+"""fastsmtp._commands without I/O: the command lines built, and what is refused and how.
+
+Found missing by mutation testing (issue #19). The same behaviour is checked on the wire
+in tests/client/test_wire_forms.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fastsmtp._commands import (
+    check_arguments,
+    command_line,
+    mail_line,
+    message_size,
+    rcpt_line,
+    validate_local_hostname,
+    vrfy_line,
+)
+
+
+@pytest.mark.parametrize("hostname", ["", " ", "\t\r\n"])
+def test_empty_local_hostname(hostname: str) -> None:
+    with pytest.raises(ValueError) as info:
+        validate_local_hostname(hostname)
+    assert str(info.value) == "The local_hostname param must not be empty"
+
+
+@pytest.mark.parametrize("hostname", ["a b", "a\x00b", "a\x7fb", "a\u2028b"])
+def test_local_hostname_with_whitespace_or_controls(hostname: str) -> None:
+    with pytest.raises(ValueError) as info:
+        validate_local_hostname(hostname)
+    assert str(info.value) == (
+        "The local_hostname param contains prohibited whitespace or control characters"
+    )
+
+
+def test_local_hostname_is_stripped() -> None:
+    assert validate_local_hostname("  client.example \r\n") == "client.example"
+    assert validate_local_hostname("[192.0.2.1]") == "[192.0.2.1]"
+
+
+@pytest.mark.parametrize("arg", [b"a\rb", b"\x00", b"a\x1f", b"\x7f"])
+def test_control_characters_in_arguments(arg: bytes) -> None:
+    with pytest.raises(ValueError) as info:
+        command_line(b"NOOP", arg)
+    assert str(info.value) == f"Command argument {arg!r} contains prohibited control characters"
+    with pytest.raises(ValueError):
+        check_arguments((b"fine", arg))
+
+
+def test_command_line() -> None:
+    assert command_line(b"NOOP") == b"NOOP\r\n"
+    assert command_line(b"HELP", b"topic") == b"HELP topic\r\n"
+    check_arguments((b"\x20~\x80\xff",))  # printable ASCII and 8-bit octets are not controls
+
+
+def test_mail_and_rcpt_lines() -> None:
+    assert mail_line("a@b.example", None, "ascii") == b"MAIL FROM:<a@b.example>\r\n"
+    assert mail_line("", None, "ascii") == b"MAIL FROM:<>\r\n"
+    assert mail_line("<>", ["RET=HDRS"], "ascii") == b"MAIL FROM:<> RET=HDRS\r\n"
+    assert rcpt_line("Postmaster", None, "ascii") == b"RCPT TO:<Postmaster>\r\n"
+    assert rcpt_line("x@y.example", ["A", "B=1"], "ascii") == b"RCPT TO:<x@y.example> A B=1\r\n"
+    assert rcpt_line("x@y.example", [], "ascii") == b"RCPT TO:<x@y.example>\r\n"
+    utf8 = "j\u00f6rg@b\u00fccher.example"
+    assert mail_line(utf8, None, "utf-8") == b"MAIL FROM:<" + utf8.encode() + b">\r\n"
+
+
+@pytest.mark.parametrize("sender", ["Postmaster", "<postmaster>"])
+def test_postmaster_is_no_sender(sender: str) -> None:
+    with pytest.raises(ValueError, match="Postmaster"):
+        mail_line(sender, None, "ascii")
+
+
+@pytest.mark.parametrize("recipient", ["", "<>"])
+def test_null_path_is_no_recipient(recipient: str) -> None:
+    with pytest.raises(ValueError, match="null path"):
+        rcpt_line(recipient, None, "ascii")
+
+
+def test_non_ascii_needs_a_utf8_encoding() -> None:
+    with pytest.raises(ValueError, match="SMTPUTF8"):
+        mail_line("j\u00f6rg@b.example", None, "ascii")
+    with pytest.raises(ValueError, match="SMTPUTF8"):
+        rcpt_line("j\u00f6rg@b.example", None, "ASCII")
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        ("alice", b"VRFY alice\r\n"),
+        (" alice ", b"VRFY alice\r\n"),
+        ("a@b.example", b"VRFY a@b.example\r\n"),
+        ("<a@b.example>", b"VRFY a@b.example\r\n"),
+        ("Alice <a@b.example>", b"VRFY a@b.example\r\n"),
+    ],
+)
+def test_vrfy_line(argument: str, expected: bytes) -> None:
+    assert vrfy_line(b"VRFY", argument, None, False) == expected
+    assert vrfy_line(b"EXPN", argument, ["X=1"], False) == b"EXPN" + expected[4:-2] + b" X=1\r\n"
+
+
+@pytest.mark.parametrize(
+    "argument", ["alice>", "<alice", "a@b@c.example", "a@", "@b.example", "<a@b.example> X=1"]
+)
+def test_vrfy_malformed_address_is_refused(argument: str) -> None:
+    with pytest.raises(ValueError):
+        vrfy_line(b"VRFY", argument, None, False)
+
+
+@pytest.mark.parametrize("argument", ["a\x01b", "a\x7f"])
+def test_vrfy_control_characters_are_refused(argument: str) -> None:
+    with pytest.raises(ValueError) as info:
+        vrfy_line(b"EXPN", argument, None, False)
+    assert str(info.value) == f"Invalid EXPN argument {argument!r}"
+
+
+def test_vrfy_non_ascii_needs_utf8() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        vrfy_line(b"VRFY", "j\u00f6rg", None, False)
+    assert vrfy_line(b"VRFY", "j\u00f6rg", ["SMTPUTF8"], True) == (
+        "VRFY j\u00f6rg SMTPUTF8\r\n".encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "terminated", "size"),
+    [
+        (b"", True, 2),
+        (b"", False, 0),
+        (b"a", True, 3),
+        (b"a", False, 1),
+        (b"a\r\n", True, 3),
+        (b"a\n", True, 3),
+        (b"a\r", True, 3),
+        (b"a\r", False, 3),
+        (b"a\nb\rc\r\nd", False, 10),
+        (b"\r\n\r\n", True, 4),
+    ],
+)
+def test_message_size(data: bytes, terminated: bool, size: int) -> None:
+    assert message_size(data, terminated=terminated) == size

@@ -1,0 +1,123 @@
+"""Summarise a mutmut run over fastsmtp's core: per-module numbers, checked against survivors.txt.
+
+Run by ``tools/mutation/run.sh`` after ``mutmut run``, from the repository root. Reads the
+results mutmut keeps in ``mutants/src/fastsmtp/*.py.meta`` and the list of equivalent mutants
+(one ``mutant-name  reason`` per line) in ``tools/mutation/survivors.txt``, writes a Markdown
+report (``mutants/mutation-report.md`` by default) and exits 1 when a module has less than
+95 % of its non-equivalent mutants killed. Surviving mutants that are not in the list are
+shown with their diff, so each can be killed with a test or listed with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+MODULES = ("_parser_py", "_session", "_address", "_commands", "_transaction", "email")
+TARGET = 0.95
+# mutmut's exit codes (mutmut.stats.status_by_exit_code). A timeout counts as killed: the
+# mutant made the tests hang, and the suite noticed.
+KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+# The CLI without `python -m mutmut` (which imports mutmut.__main__ twice).
+MUTMUT = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; cli()"
+
+
+def load_survivors(path: Path) -> dict[str, str]:
+    """``mutant name -> reason`` from the survivors file (``#`` comments, blank lines)."""
+    listed: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, reason = line.partition(" ")
+        if not reason.strip():
+            raise SystemExit(f"{path}:{number}: {name} has no reason")
+        listed[name] = reason.strip()
+    return listed
+
+
+def diff_of(name: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", MUTMUT, "show", name], capture_output=True, text=True
+    )
+    return (out.stdout or out.stderr).strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", default=list(MODULES))
+    parser.add_argument("--survivors", type=Path, default=Path("tools/mutation/survivors.txt"))
+    parser.add_argument("--output", type=Path, default=Path("mutants/mutation-report.md"))
+    parser.add_argument("--no-diffs", action="store_true", help="do not show survivors' diffs")
+    args = parser.parse_args()
+
+    listed = load_survivors(args.survivors)
+    rows = []
+    unexplained: list[str] = []
+    stale: list[str] = []
+    failed = False
+    for module in args.modules:
+        meta = Path("mutants/src/fastsmtp") / f"{module}.py.meta"
+        if not meta.exists():
+            print(f"no results for {module} ({meta} missing)", file=sys.stderr)
+            failed = True
+            continue
+        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        killed = sum(code in KILLED for code in codes.values())
+        alive = [name for name, code in codes.items() if code in SURVIVED | NO_TESTS]
+        unchecked = [name for name, code in codes.items() if code is None]
+        other = len(codes) - killed - len(alive) - len(unchecked)
+        equivalent = [name for name in alive if name in listed]
+        bad = [name for name in alive if name not in listed]
+        stale += [name for name, code in codes.items() if name in listed and code in KILLED]
+        unexplained += bad
+        considered = len(codes) - len(equivalent) - len(unchecked)
+        rate = killed / considered if considered else 1.0
+        # Mutants left unchecked were sampled out (run.sh --sample) or not reached.
+        ok = rate >= TARGET and considered > 0
+        failed |= not ok
+        rows.append(
+            f"| {module} | {len(codes)} | {killed} | {len(equivalent)} | {len(bad)} "
+            f"| {other} | {len(unchecked)} | {rate:.1%} | {'ok' if ok else 'BELOW TARGET'} |"
+        )
+
+    lines = [
+        "# Mutation testing of the pure-Python core",
+        "",
+        f"Target: at least {TARGET:.0%} of the non-equivalent mutants of each module killed.",
+        "",
+        "| module | mutants | killed | equivalent (listed) | surviving, not listed "
+        "| suspicious/other | not run (sampled out) | killed / non-equivalent run | |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+    ]
+    if stale:
+        lines += [
+            "## Listed as equivalent but killed now (remove from survivors.txt)",
+            "",
+            *[f"- `{name}`" for name in stale],
+            "",
+        ]
+    if unexplained:
+        lines += ["## Surviving mutants not in survivors.txt", ""]
+        for name in unexplained:
+            lines.append(f"### `{name}`")
+            if not args.no_diffs:
+                lines += ["", "```diff", diff_of(name), "```"]
+            lines.append("")
+    report = "\n".join(lines)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report)
+    print(report)
+    print(f"report written to {args.output}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -118,10 +118,8 @@ async def test_vrfy_expn_options_follow_the_argument(verb: str) -> None:
     "argument",
     [
         "a b@example.com",
-        "a@b@example.com",
         "<a@example.com> SIZE=1",
         "<a@example.com",
-        "a@",
         "alice>",
         "<alice",
         "j\u00f6rg",  # non-ASCII without SMTPUTF8
@@ -136,6 +134,22 @@ async def test_vrfy_expn_invalid_address_writes_nothing(verb: str, argument: str
             await client.noop()
         await server.finished()
     assert sent_lines(server) == [b"EHLO client.test\r\n", b"NOOP\r\n", b"QUIT\r\n"]
+
+
+@pytest.mark.parametrize("verb", ["vrfy", "expn"])
+@pytest.mark.parametrize("argument", ["a@b@example.com", "a@", ""])
+async def test_vrfy_expn_harmless_malformed_argument_goes_out_as_given(
+    verb: str, argument: str
+) -> None:
+    """Issue 12: an argument that cannot inject reaches the server as aiosmtplib sends it."""
+    async with HostileServer([Expect(b"EHLO"), ehlo_reply(), Respond()]) as server:
+        async with client_for(server) as client:
+            await client.ehlo()
+            response = await getattr(client, verb)(argument)
+            assert response.code == 250
+        await server.finished()
+    line = f"{verb.upper()} {argument}\r\n".encode()
+    assert sent_lines(server) == [b"EHLO client.test\r\n", line, b"QUIT\r\n"]
 
 
 # --- the null sender and Postmaster through the command builders ---------------------------

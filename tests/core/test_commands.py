@@ -17,6 +17,7 @@ from fastsmtp._commands import (
     validate_local_hostname,
     vrfy_line,
 )
+from fastsmtp.errors import SMTPCommandRefusedLocally
 
 
 @pytest.mark.parametrize("hostname", ["", " ", "\t\r\n"])
@@ -100,19 +101,31 @@ def test_vrfy_line(argument: str, expected: bytes) -> None:
     assert vrfy_line(b"EXPN", argument, ["X=1"], False) == b"EXPN" + expected[4:-2] + b" X=1\r\n"
 
 
-@pytest.mark.parametrize(
-    "argument", ["alice>", "<alice", "a@b@c.example", "a@", "@b.example", "<a@b.example> X=1"]
-)
-def test_vrfy_malformed_address_is_refused(argument: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("argument", ["alice>", "<alice", "<a@b.example> X=1"])
+def test_vrfy_argument_that_could_inject_is_refused(argument: str) -> None:
+    # A stray bracket or a space could carry a second parameter: refused locally (issue 12),
+    # as an SMTPResponseException that is also a ValueError.
+    with pytest.raises(SMTPCommandRefusedLocally) as info:
         vrfy_line(b"VRFY", argument, None, False)
+    assert isinstance(info.value, ValueError)
+    assert info.value.code == 501
+
+
+@pytest.mark.parametrize("argument", ["a@b@c.example", "a@", "@b.example"])
+def test_vrfy_harmless_malformed_address_goes_out_as_given(argument: str) -> None:
+    # Issue 12: what cannot inject reaches the server as aiosmtplib sends it; the server
+    # judges it.
+    assert vrfy_line(b"VRFY", argument, None, False) == f"VRFY {argument}\r\n".encode()
 
 
 @pytest.mark.parametrize("argument", ["a\x01b", "a\x7f"])
 def test_vrfy_control_characters_are_refused(argument: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(SMTPCommandRefusedLocally) as info:
         vrfy_line(b"EXPN", argument, None, False)
-    assert str(info.value) == f"Invalid EXPN argument {argument!r}"
+    assert isinstance(info.value, ValueError)
+    assert info.value.message == (
+        f"5.5.4 Invalid EXPN argument {argument!r} (refused by fastsmtp; nothing was sent)"
+    )
 
 
 def test_vrfy_non_ascii_needs_utf8() -> None:

@@ -2,10 +2,11 @@
 
 RFC 5321 section 3.3: MAIL, one RCPT per recipient, then DATA and the body (or, with RFC
 3030 CHUNKING, BDAT chunks). The session decides how (:meth:`SMTPSession.plan`) and
-:class:`fastsmtp._transaction.MailTransaction` judges the replies in command order, so
-lockstep sending is pipelining (RFC 2920) with batches of one. Everything runs in one turn
-of the connection; when pipelining, the turn is free again once the body is written, and
-the final reply is awaited through :class:`Submission` (RFC 2920 section 3.1).
+:class:`fastsmtp._transaction.MailTransaction` judges the replies in command order, the
+same way whether they came from one pipelined write (RFC 2920) or one command at a time
+(which goes through the client's ``execute_command``, so subclasses see it). Everything runs
+in one turn of the connection; when pipelining, the turn is free again once the body is
+written, and the final reply is awaited through :class:`Submission` (RFC 2920 section 3.1).
 
 A failure always ends the connection it happened on (``protocol.abort()``), never the
 one the client holds by then.

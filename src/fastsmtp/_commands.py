@@ -59,15 +59,19 @@ def check_arguments(args: tuple[bytes, ...]) -> None:
     """Raise ValueError if any command argument contains a control character or DEL."""
     for arg in args:
         if _CONTROL.search(arg):
-            raise ValueError(
-                f"Command argument {arg!r} contains prohibited control characters"
-            )
+            raise ValueError(f"Command argument {arg!r} contains prohibited control characters")
 
 
 def command_line(*args: bytes) -> bytes:
     """Join checked arguments into one command line ending in CRLF."""
     check_arguments(args)
     return b" ".join(args) + CRLF
+
+
+def command_args(line: bytes) -> tuple[bytes, ...]:
+    """A checked command line (ending in CRLF) as ``execute_command`` arguments: joined
+    again by :func:`command_line`, they give the same bytes."""
+    return tuple(line[:-2].split(b" "))
 
 
 def validate_local_hostname(hostname: str) -> str:
@@ -158,9 +162,7 @@ def rcpt_line(recipient: str, options: Iterable[str] | None, encoding: str) -> b
     except UnicodeEncodeError:
         raise
     except ValueError as exc:
-        raise SMTPRecipientRefusedLocally(
-            _BAD_MAILBOX, _refused("5.1.3", exc), recipient
-        ) from None
+        raise SMTPRecipientRefusedLocally(_BAD_MAILBOX, _refused("5.1.3", exc), recipient) from None
     try:
         return _path_line(path, options)
     except ValueError as exc:

@@ -206,7 +206,7 @@ class Link:
         """
         protocol = self.live()
         line = command_line(*args)
-        kind = protocol.session.kind_of(args[0])
+        kind = protocol.session.kind_of(args[0] if args else b"")
         try:
             return await protocol.execute(line, kind, timeout, redact=kind is Kind.AUTH)
         finally:

@@ -31,7 +31,7 @@ from collections.abc import (
 from email.message import EmailMessage, Message
 from typing import Any
 
-from ._commands import mail_line, message_size, rcpt_line
+from ._commands import command_args, mail_line, message_size, rcpt_line
 from ._options import ConnectionOptions, Timeouts
 from ._session import Phase, ServerState
 from ._speedups import DataEncoder
@@ -392,7 +392,7 @@ async def _single(
     after closing it), so a closed ``protocol`` stops here.
     """
     protocol.ensure_open()
-    return await execute(*line[:-2].split(b" "), timeout=timeout)
+    return await execute(*command_args(line), timeout=timeout)
 
 
 async def _send_commands(

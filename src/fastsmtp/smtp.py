@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, TypeAlias
 
 from ._auth import CramMD5, Login, Plain, XOAuth2
-from ._commands import mail_line, rcpt_line, vrfy_line
+from ._commands import command_args, mail_line, rcpt_line, vrfy_line
 from ._link import Link
 from ._options import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT  # public in aiosmtplib.smtp
 from ._options import (
@@ -83,11 +83,6 @@ __all__ = ("SMTP", "SMTP_PORT", "SMTP_STARTTLS_PORT", "SMTP_TLS_PORT")
 _Timeout: TypeAlias = float | Timeouts | Default | None
 _Secret: TypeAlias = str | bytes
 _Sent: TypeAlias = "tuple[dict[str, SMTPResponse], str]"
-
-
-def _args(line: bytes) -> tuple[bytes, ...]:
-    """A checked command line (with CRLF) as ``execute_command`` arguments."""
-    return tuple(line[:-2].split(b" "))
 
 
 class SMTP:
@@ -373,7 +368,7 @@ class SMTP:
         await self._ehlo_or_helo_if_needed()
         if utf8 and not self.supports_extension("smtputf8"):
             raise SMTPNotSupported(SMTPUTF8_NOT_SUPPORTED)
-        return await self._checked(_args(line), codes, timeout)
+        return await self._checked(command_args(line), codes, timeout)
 
     async def mail(
         self,
@@ -387,7 +382,7 @@ class SMTP:
         """Send MAIL FROM (RFC 5321 section 4.1.1.2); raises SMTPSenderRefused."""
         line = mail_line(sender, options, encoding)
         await self._ehlo_or_helo_if_needed()
-        response = await self.execute_command(*_args(line), timeout=timeout)
+        response = await self.execute_command(*command_args(line), timeout=timeout)
         if response.code != 250:
             raise SMTPSenderRefused(response.code, response.message, sender)
         return response
@@ -404,7 +399,7 @@ class SMTP:
         """Send RCPT TO (RFC 5321 section 4.1.1.3); raises SMTPRecipientRefused."""
         line = rcpt_line(recipient, options, encoding)
         await self._ehlo_or_helo_if_needed()
-        response = await self.execute_command(*_args(line), timeout=timeout)
+        response = await self.execute_command(*command_args(line), timeout=timeout)
         if response.code not in (250, 251):
             raise SMTPRecipientRefused(response.code, response.message, recipient)
         return response

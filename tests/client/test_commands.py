@@ -355,3 +355,12 @@ async def test_bad_envelope_address_rejected(smtpd: RecordingServer, address: st
             await client.sendmail(address, ["b@example.com"], b"x")
     assert smtpd.verbs == ["EHLO", "QUIT"]
     assert smtpd.messages == []
+
+
+async def test_execute_command_without_arguments_sends_an_empty_line(
+    smtpd: RecordingServer,
+) -> None:
+    async with client_for(smtpd, start_tls=False) as client:
+        response = await client.execute_command()
+        assert response.code == 500
+    assert smtpd.connections[0].raw_lines[0] == b""

@@ -21,6 +21,8 @@ from .errors import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+from .pool import Relay as Relay
+from .pool import RelaysUnavailableError as RelaysUnavailableError
 from .pool import SMTPPool as SMTPPool  # additive: importable, not in __all__ (see below)
 from .response import SMTPResponse
 from .results import RecipientRefusal as RecipientRefusal
@@ -35,8 +37,9 @@ __author__ = "fastsmtp developers"
 __license__ = "MIT"
 __copyright__ = "Copyright 2026 fastsmtp developers"
 
-# Exactly aiosmtplib's names. fastsmtp's additions (SMTPPool, SendResult, SendStatus,
-# RecipientRefusal, Timeouts) are importable from here but deliberately not listed.
+# Exactly aiosmtplib's names. fastsmtp's additions (SMTPPool, Relay,
+# RelaysUnavailableError, SendResult, SendStatus, RecipientRefusal, Timeouts) are
+# importable from here but deliberately not listed.
 __all__ = (
     "send",
     "SMTP",

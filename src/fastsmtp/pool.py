@@ -37,6 +37,9 @@ from ._pool._job import BulkItem as BulkItem
 from ._pool._job import Job, message_job, recipient_list
 from ._pool._policy import RetryPolicy
 from ._pool._rate import RateLimit
+from ._pool._relays import Relay as Relay
+from ._pool._relays import Relays, RelaySpec
+from ._pool._relays import RelaysUnavailableError as RelaysUnavailableError
 from ._pool._runner import BulkProgress as BulkProgress
 from ._pool._runner import send_many
 from ._pool._store import ConnectionStore
@@ -46,11 +49,19 @@ from .results import RecipientRefusal, SendResult, SendStatus
 from .smtp import DEFAULT_TIMEOUT, ProgressCallback
 from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
-__all__ = ("RecipientRefusal", "SMTPPool", "SendResult", "SendStatus")
+__all__ = (
+    "RecipientRefusal",
+    "Relay",
+    "RelaysUnavailableError",
+    "SMTPPool",
+    "SendResult",
+    "SendStatus",
+)
 
 
 class SMTPPool:
-    """Up to ``max_connections`` SMTP connections to one server, shared by every send.
+    """Up to ``max_connections`` SMTP connections to one server (or to ``relays``),
+    shared by every send.
 
     Takes ``SMTP``'s connection options (except ``sock``: a pool opens its own
     connections) plus the pool's own. Use ``async with SMTPPool(...) as pool:``;
@@ -70,6 +81,16 @@ class SMTPPool:
     - ``max_attempts``: transactions per message, retries included (1: no retry);
       ``backoff_base``/``backoff_max``: seconds before retry n is ``base * 2**(n-1)``,
       capped; ``jitter``: wait a random 50-100 % of that.
+    - ``relays``: instead of ``hostname``/``port``, several servers, each ``"host"``,
+      ``"host:port"``, ``(host, port)`` or a :class:`Relay` with its own ``priority``
+      and options (the others are the pool's). New connections go to the lowest
+      priority value not backed off, least loaded first, ties round robin; a relay that
+      fails to connect, greet, STARTTLS or log in is backed off for
+      ``relay_backoff_base * 2**(failures-1)`` seconds, capped at ``relay_backoff_max``,
+      and the next one is tried at once. With every relay backed off a send fails fast
+      with ``RelaysUnavailableError`` (transient: retried as ``max_attempts`` allows).
+      ``SendResult.relay`` names the relay that took each message (see
+      :mod:`fastsmtp._pool._relays`).
     """
 
     def __init__(
@@ -107,6 +128,9 @@ class SMTPPool:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         jitter: bool = True,
+        relays: Sequence[RelaySpec] | None = None,
+        relay_backoff_base: float = 1.0,
+        relay_backoff_max: float = 300.0,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -121,7 +145,16 @@ class SMTPPool:
         self.timeout = timeout
         # The parts (see fastsmtp._pool); the pool options below are theirs.
         self._store = ConnectionStore(
-            self._options,
+            (
+                Relays.single(self._options)
+                if relays is None
+                else Relays.from_specs(
+                    relays,
+                    self._options,
+                    backoff_base=relay_backoff_base,
+                    backoff_max=relay_backoff_max,
+                )
+            ),
             max_connections=max_connections,
             max_messages_per_connection=max_messages_per_connection,
             max_connection_age=max_connection_age,

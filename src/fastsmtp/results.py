@@ -94,6 +94,10 @@ class SendResult:
     attempts: int = 0
     #: What ended the last failed attempt, if anything failed.
     exception: BaseException | None = None
+    #: The relay (``"host:port"``, or a socket path) of the attempt whose reply is
+    #: ``reply``: the one that took the message. For a message delivered to nobody,
+    #: the relay of its last attempt that reached one (None if none did).
+    relay: str | None = None
 
     @property
     def ok(self) -> bool:

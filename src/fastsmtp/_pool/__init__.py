@@ -8,5 +8,6 @@ Each module imports only those listed below it; none imports :mod:`fastsmtp.pool
   a failure leaves a connection fit for, backoff, and the ``SendResult`` tally.
 - :mod:`._job` - what to send, and how to submit it on a client.
 - :mod:`._store` - the connections: open, health check, retire; ``async with`` checkout.
+- :mod:`._relays` - which relay a new connection goes to; per-relay backoff.
 - :mod:`._slots` - fair FIFO slots; :mod:`._rate` - sliding-window rate limits.
 """

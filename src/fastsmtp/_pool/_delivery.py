@@ -57,13 +57,13 @@ class Delivery:
         submission: Submission
         try:
             async with self.store.checkout() as conn:
-                enhanced = conn.enhanced
+                enhanced, relay = conn.enhanced, conn.relay.name
                 try:
                     submission = await job.start(conn.client, recipients)
                 except Exception as exc:
                     conn.messages += 1
                     conn.fate = connection_fate(exc, conn.client)
-                    return Outcome(None, None, exc, enhanced, False)
+                    return Outcome(None, None, exc, enhanced, False, relay)
                 conn.messages += 1
         except Exception as exc:  # from the checkout: the block returns its own
             return Outcome(None, None, exc, False, False)
@@ -76,8 +76,8 @@ class Delivery:
         except Exception as exc:
             # No RSET: the transaction has ended, and the connection may already carry
             # the next one.
-            return Outcome(None, None, exc, enhanced, True)
-        return Outcome(submission.refused, response, None, enhanced, True)
+            return Outcome(None, None, exc, enhanced, True, relay)
+        return Outcome(submission.refused, response, None, enhanced, True, relay)
 
     async def _backoff(self, attempt: int) -> bool:
         """Wait before retry ``attempt`` + 1; False if the pool closed meanwhile."""

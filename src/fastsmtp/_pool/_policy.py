@@ -88,7 +88,7 @@ def connection_fate(exc: Exception, client: SMTP) -> Fate:
 class Outcome:
     """How one attempt ended: the refused recipients and final reply, or an exception."""
 
-    __slots__ = ("body_sent", "enhanced", "exception", "refused", "reply")
+    __slots__ = ("body_sent", "enhanced", "exception", "refused", "relay", "reply")
 
     def __init__(
         self,
@@ -97,12 +97,15 @@ class Outcome:
         exception: Exception | None,
         enhanced: bool,
         body_sent: bool,
+        relay: str | None = None,
     ) -> None:
         self.refused = refused
         self.reply = reply
         self.exception = exception
         self.enhanced = enhanced
         self.body_sent = body_sent
+        #: The name of the relay the attempt ran on (None: it reached none).
+        self.relay = relay
 
 
 class RetryPolicy:
@@ -145,6 +148,8 @@ class Tally:
         result = self.result
         result.attempts += 1
         exc = outcome.exception
+        if outcome.relay is not None and (exc is None or not result.accepted):
+            result.relay = outcome.relay  # follows ``reply`` (see SendResult.relay)
         if exc is None:
             self._delivered(outcome)
         else:

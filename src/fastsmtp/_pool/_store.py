@@ -12,6 +12,11 @@ what the holder does next (the delivery awaits the final reply there, RFC 2920 s
 3.1). QUIT for a retired connection runs in a task of the store's, which keeps the slot
 until the connection is closed, so ``max_connections`` also counts connections being
 retired.
+
+New connections go to the relay :mod:`._relays` picks (the one server of a pool made
+without ``relays``); a connection to a relay of a worse priority than the best one
+usable now is not reused but retired, so the pool moves back to a preferred relay once
+its backoff is over.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ import enum
 import logging
 from types import TracebackType
 
-from .._options import ConnectionOptions
 from ..errors import SMTPException
 from ..smtp import SMTP
 from ._rate import RateLimit
+from ._relays import Relays, RelayState
 from ._slots import Slots
 
 __all__ = ("ConnectionStore", "Fate", "Pooled")
@@ -47,10 +52,11 @@ class Fate(enum.Enum):
 class Pooled:
     """A pooled client and its bookkeeping (times from the event loop's clock)."""
 
-    __slots__ = ("client", "created", "enhanced", "fate", "last_used", "messages")
+    __slots__ = ("client", "created", "enhanced", "fate", "last_used", "messages", "relay")
 
-    def __init__(self, client: SMTP, now: float) -> None:
+    def __init__(self, client: SMTP, now: float, relay: RelayState) -> None:
         self.client = client
+        self.relay = relay
         self.created = now
         self.last_used = now
         self.messages = 0
@@ -62,15 +68,15 @@ class Pooled:
 
 
 class ConnectionStore:
-    """Up to ``max_connections`` connections to one server, made from ``options``.
+    """Up to ``max_connections`` connections to the ``relays``.
 
-    ``options`` are ``SMTP``'s keyword options; the store fills in ``local_hostname``
-    after the first connection so the host name is looked up once only.
+    Each relay's options are ``SMTP``'s keyword options; the store fills in
+    ``local_hostname`` after the first connection so the host name is looked up once only.
     """
 
     def __init__(
         self,
-        options: ConnectionOptions,
+        relays: Relays,
         *,
         max_connections: int,
         max_messages_per_connection: int | None,
@@ -79,7 +85,7 @@ class ConnectionStore:
         idle_check_after: float | None,
         login_rate: RateLimit | None,
     ) -> None:
-        self.options = options
+        self.relays = relays
         self.slots = Slots(max_connections)
         self.max_messages_per_connection = max_messages_per_connection
         self.max_connection_age = max_connection_age
@@ -148,6 +154,8 @@ class ConnectionStore:
         client = conn.client
         if not client.is_connected or self._worn_out(conn, now):
             return False
+        if conn.relay.priority > self.relays.best_priority():
+            return False  # a preferred relay is usable again
         idle = now - conn.last_used
         if self.idle_timeout is not None and idle >= self.idle_timeout:
             return False
@@ -160,18 +168,43 @@ class ConnectionStore:
         return client.is_connected
 
     async def _open(self) -> Pooled:
+        """A new connection: to the first relay that works, in the order of
+        :meth:`Relays.candidates` (failover at once, as Postfix does with MX hosts)."""
+        relays = self.relays
+        tried: dict[str, BaseException] = {}
+        for relay in relays.candidates():
+            try:
+                conn = await self._open_to(relay)
+            except Exception as exc:
+                relays.failed(relay, exc)
+                if not relays.failover:
+                    raise
+                log.info("fastsmtp pool: relay %s failed (%s); backed off", relay.name, exc)
+                tried[relay.name] = exc
+                continue
+            relays.succeeded(relay)
+            return conn
+        raise relays.unavailable(tried)
+
+    async def _open_to(self, relay: RelayState) -> Pooled:
         if self._login_rate is not None:
             await self._login_rate.acquire()
-        client = SMTP._from_options(self.options)
-        await client.connect()  # STARTTLS and AUTH as configured; closes itself on error
+        options = relay.options
+        relay.load += 1  # counted while it opens, so concurrent openings spread
         try:
-            await client._link.greet()
+            client = SMTP._from_options(options)
+            await client.connect()  # STARTTLS and AUTH as configured; closes itself on error
+            try:
+                await client._link.greet()
+            except BaseException:
+                client.close()
+                raise
         except BaseException:
-            client.close()
+            relay.load -= 1
             raise
-        if self.options.local_hostname is None:
-            self.options.local_hostname = client.local_hostname  # one getfqdn only
-        conn = Pooled(client, asyncio.get_running_loop().time())
+        if options.local_hostname is None:
+            options.local_hostname = client.local_hostname  # one getfqdn only
+        conn = Pooled(client, asyncio.get_running_loop().time(), relay)
         self._connections.add(conn)
         return conn
 
@@ -220,7 +253,9 @@ class ConnectionStore:
     def _abort(self, conn: Pooled) -> None:
         """Close at once, without QUIT."""
         conn.client.close()
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.discard(conn)
+            conn.relay.load -= 1
 
     # -- closing ----------------------------------------------------------------------
 

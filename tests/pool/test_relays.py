@@ -170,6 +170,8 @@ def test_bad_relays_are_refused_at_construction(
 def test_bad_relay_options_are_refused_at_construction() -> None:
     with pytest.raises(TypeError, match="unknown connection options: sock"):
         Relay("mx.example.com", sock=None)
+    with pytest.raises(ValueError, match="needs a hostname or a socket_path"):
+        Relay(port=25)
     with pytest.raises(ValueError, match="port must be 1-65535"):
         Relay("mx.example.com", 0)
     with pytest.raises(TypeError, match="priority must be an int"):
@@ -398,6 +400,7 @@ async def test_auth_failure_on_every_relay_defers_rather_than_bounces() -> None:
     assert isinstance(result.exception, RelaysUnavailableError)
     cause = result.exception.errors[name(server)]
     assert isinstance(cause, fastsmtp.SMTPAuthenticationError) and cause.code == 535
+    assert result.exception.__cause__ is cause  # the traceback shows why
     assert "535" in str(result.exception)
     assert "hunter2" not in str(result.exception)  # never a credential in an error
 

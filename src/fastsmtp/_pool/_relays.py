@@ -61,6 +61,8 @@ class Relay:
             raise TypeError(f"Relay() got unknown connection options: {', '.join(unknown)}")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError("a relay's priority must be an int")
+        if hostname is None and options.get("socket_path") is None:
+            raise ValueError("a relay needs a hostname or a socket_path")
         if port is not None and (isinstance(port, bool) or not 0 < port < 65536):
             raise ValueError(f"a relay's port must be 1-65535, not {port!r}")
         self.hostname = hostname
@@ -235,9 +237,9 @@ class Relays:
 
     def failed(self, state: RelayState, exc: BaseException) -> None:
         """Opening a connection to ``state`` failed: back it off (``failover`` only)."""
-        state.last_error = exc
         if not self.failover:
-            return
+            return  # the error is raised as it is; nothing to remember
+        state.last_error = exc
         state.failures += 1
         delay = min(self.backoff_max, self.backoff_base * 2.0 ** (state.failures - 1))
         state.retry_at = self.now() + delay

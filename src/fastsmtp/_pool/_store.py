@@ -172,6 +172,7 @@ class ConnectionStore:
         :meth:`Relays.candidates` (failover at once, as Postfix does with MX hosts)."""
         relays = self.relays
         tried: dict[str, BaseException] = {}
+        last: BaseException | None = None
         for relay in relays.candidates():
             try:
                 conn = await self._open_to(relay)
@@ -180,11 +181,11 @@ class ConnectionStore:
                 if not relays.failover:
                     raise
                 log.info("fastsmtp pool: relay %s failed (%s); backed off", relay.name, exc)
-                tried[relay.name] = exc
+                tried[relay.name] = last = exc
                 continue
             relays.succeeded(relay)
             return conn
-        raise relays.unavailable(tried)
+        raise relays.unavailable(tried) from last
 
     async def _open_to(self, relay: RelayState) -> Pooled:
         if self._login_rate is not None:

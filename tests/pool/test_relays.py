@@ -227,6 +227,26 @@ async def test_concurrent_connections_spread_least_loaded(
         assert result.relay == expected
 
 
+async def test_a_new_connection_goes_to_the_least_loaded_relay() -> None:
+    async with Server() as a, Server() as b:
+        pool = relay_pool(
+            ("127.0.0.1", a.port), ("127.0.0.1", b.port), max_connections=2, idle_check_after=0
+        )
+        async with pool:
+            first = await pool.send_many([message(0), message(1)], concurrency=2)
+            assert {r.relay for r in first} == {name(a), name(b)}
+            # The server drops b's idle connection: the next two sends need one new
+            # connection while a's is in use. Round robin alone would pick a (its turn);
+            # the least loaded relay is b.
+            (dropped,) = b.protocols
+            assert dropped.transport is not None
+            dropped.transport.close()
+            second = await pool.send_many([message(2), message(3)], concurrency=2)
+        assert {r.relay for r in second} == {name(a), name(b)}
+        assert len(a.sessions) == 1 and len(b.sessions) == 2
+    assert sorted([*a.delivered(), *b.delivered()]) == [f"<m{i}@relay.test>" for i in range(4)]
+
+
 async def test_lower_priority_value_is_preferred(smtpd_factory: SmtpdFactory) -> None:  # noqa: F811
     backup, primary = smtpd_factory(), smtpd_factory()
     async with relay_pool(

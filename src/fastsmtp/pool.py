@@ -141,6 +141,8 @@ class SMTPPool:
             raise ValueError("max_messages_per_connection must be at least 1")
         if backoff_base < 0 or backoff_max < 0:
             raise ValueError("backoff_base and backoff_max must not be negative")
+        if relay_backoff_base < 0 or relay_backoff_max < 0:
+            raise ValueError("relay_backoff_base and relay_backoff_max must not be negative")
         # Checked now: options SMTP would refuse raise here, not at the first send.
         self._options = ConnectionOptions.from_arguments(locals())
         self.timeout = timeout

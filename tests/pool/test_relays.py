@@ -10,6 +10,7 @@ connection, and when.
 
 from __future__ import annotations
 
+import pickle
 import re
 import socket
 import ssl
@@ -421,6 +422,8 @@ async def test_auth_failure_on_every_relay_defers_rather_than_bounces() -> None:
     cause = result.exception.errors[name(server)]
     assert isinstance(cause, fastsmtp.SMTPAuthenticationError) and cause.code == 535
     assert result.exception.__cause__ is cause  # the traceback shows why
+    copy = pickle.loads(pickle.dumps(result.exception))
+    assert (copy.message, copy.retry_in) == (result.exception.message, result.exception.retry_in)
     assert "535" in str(result.exception)
     assert "hunter2" not in str(result.exception)  # never a credential in an error
 

@@ -159,6 +159,9 @@ class RelaysUnavailableError(SMTPConnectError):
         self.errors = errors
         self.retry_in = retry_in
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.errors, self.retry_in))
+
 
 class Relays:
     """Every relay of a pool, and the choice of the next one to connect to.

@@ -9,15 +9,15 @@ wire and the connection as it was:
 - REQUIRETLS (RFC 8689 section 4.1): only over TLS with a certificate verified for the
   host name, to a server that advertises ``REQUIRETLS``; otherwise ``SMTPNotSupported``;
 - SIZE (RFC 1870 section 4): a message larger than the advertised maximum is refused here
-  (:class:`~fastsmtp.errors.SMTPDataRefusedLocally`, 552 5.3.4), since the server would
-  refuse it after reading it all. ``SIZE 0`` or ``SIZE`` with no number means no fixed
-  maximum is declared.
+  (:class:`~fastsmtp.errors.SMTPSizeRefusedLocally`, 552 5.3.4), as the server would
+  refuse its MAIL (or, for a size it was not told, the whole message after reading it).
+  ``SIZE 0`` or ``SIZE`` with no number means no fixed maximum is declared.
 """
 
 from __future__ import annotations
 
 from ._session import ServerState
-from .errors import REFUSED_LOCALLY, SMTPDataRefusedLocally, SMTPNotSupported
+from .errors import REFUSED_LOCALLY, SMTPNotSupported, SMTPSizeRefusedLocally
 
 __all__ = ("check_require_tls", "check_size", "dsn_supported", "size_limit")
 
@@ -35,18 +35,19 @@ def size_limit(server: ServerState) -> int | None:
     return limit or None
 
 
-def check_size(server: ServerState, size: int | None) -> None:
-    """Raise SMTPDataRefusedLocally when ``size`` (octets as RFC 1870 section 3 counts
+def check_size(server: ServerState, size: int | None, sender: str) -> None:
+    """Raise SMTPSizeRefusedLocally when ``size`` (octets as RFC 1870 section 3 counts
     them: CRLF line ends, no dot-stuffing) exceeds the server's declared maximum."""
     if size is None:
         return
     limit = size_limit(server)
     if limit is not None and size > limit:
         # RFC 1870 section 6.1 / RFC 3463: 552 5.3.4, message too big for system.
-        raise SMTPDataRefusedLocally(
+        raise SMTPSizeRefusedLocally(
             552,
             f"5.3.4 Message size {size} exceeds the server's fixed maximum message size "
             f"{limit} (SIZE, RFC 1870) {REFUSED_LOCALLY}",
+            sender,
         )
 
 

@@ -183,7 +183,7 @@ async def transact(
         # RFC 1870 section 4: a message over the server's limit would be refused after
         # it was all sent; refuse it now, before MAIL. (A stream without size= cannot be
         # checked: its size is unknown until it has been sent.)
-        check_size(session.server, size)
+        check_size(session.server, size, envelope.sender)
     mail = envelope.mail_line(size) if plan.announce_size else envelope.plain_mail
     transaction = MailTransaction(
         envelope.sender,

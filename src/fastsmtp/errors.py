@@ -171,12 +171,11 @@ class SMTPCommandRefusedLocally(SMTPResponseException, SMTPInputRefused):
     """A command argument that could inject (VRFY/EXPN), refused before it was written."""
 
 
-class SMTPDataRefusedLocally(SMTPDataError, SMTPInputRefused):
+class SMTPSizeRefusedLocally(SMTPSenderRefusedLocally):
     """A message the server said in advance it would refuse: larger than the maximum it
-    advertised with SIZE (RFC 1870), refused (552, 5.3.4) before ``MAIL`` was written.
-
-    An ``SMTPDataError``, which is what aiosmtplib raises when the server refuses such a
-    message after reading it."""
+    advertised with SIZE (RFC 1870 section 4), refused (552, 5.3.4) before ``MAIL`` was
+    written. An ``SMTPSenderRefused``: aiosmtplib announces the size on MAIL and the server
+    refuses that MAIL with 552."""
 
 
 class SMTPAuthenticationRefusedLocally(SMTPAuthenticationError, SMTPInputRefused):

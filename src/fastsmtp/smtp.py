@@ -539,7 +539,7 @@ class SMTP:
         with a verified certificate to a server that offers it (else SMTPNotSupported);
         ``smtputf8=False`` never uses SMTPUTF8 (non-ASCII domains go in IDNA, a
         non-ASCII local part is refused). A message larger than the server's SIZE
-        limit is refused before MAIL (``SMTPDataRefusedLocally``, 552).
+        limit is refused before MAIL (``SMTPSizeRefusedLocally``, 552).
         """
         submission = await self._link.submit(
             sender,
@@ -583,7 +583,7 @@ class SMTP:
         with a verified certificate to a server that offers it (else SMTPNotSupported);
         ``smtputf8=False`` never uses SMTPUTF8 (non-ASCII domains go in IDNA, a
         non-ASCII local part is refused). A message larger than the server's SIZE
-        limit is refused before MAIL (``SMTPDataRefusedLocally``, 552).
+        limit is refused before MAIL (``SMTPSizeRefusedLocally``, 552).
         """
         submission = await self._link.submit_message(
             message,

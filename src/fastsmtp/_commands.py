@@ -97,7 +97,7 @@ def _options(options: Iterable[str] | None) -> list[bytes]:
     # one RFC 3461 defines.
     given = options if isinstance(options, (list, tuple)) else list(options or ())
     encoded = [check_option(option).encode("ascii") for option in given]
-    if encoded:
+    if any(option[:1] in "RrNn" for option in given):  # (most options are neither)
         check_raw_parameters(given, ("RET", "NOTIFY"))
     return encoded
 

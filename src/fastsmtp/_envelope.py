@@ -91,7 +91,7 @@ class Envelope:
             self.mail_options = options = []
         rcpt_opts = tuple(rcpt_options) if rcpt_options else ()
         # What for_server() rebuilds from when the DSN parameters must go.
-        self._given = (recipients, options, rcpt_opts, smtputf8)
+        self._given = (recipients, options, rcpt_opts, smtputf8) if dsn is not None else None
         if dsn is not None or require_tls or smtputf8 is False:
             self.mail_options = options = self._extension_options(options, rcpt_opts, smtputf8)
         #: MAIL FROM with the caller's options; built (and so checked) now, before a
@@ -159,6 +159,7 @@ class Envelope:
         dsn = self.dsn
         if dsn is None or dsn_supported(server, dsn.required):
             return self
+        assert self._given is not None  # kept whenever there is a DSN
         recipients, mail_options, rcpt_opts, smtputf8 = self._given
         return Envelope(
             self.sender,

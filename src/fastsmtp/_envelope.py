@@ -10,10 +10,12 @@ server allows is decided after EHLO (:meth:`Envelope.for_server`,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
+from email.headerregistry import Address, AddressHeader, Group
 from email.message import EmailMessage, Message
 
-from ._address import envelope_address
+from ._address import envelope_address, idna_domain
 from ._commands import mail_line, rcpt_line, refused_text
 from ._extensions import check_require_tls, dsn_supported
 from ._session import ServerState
@@ -263,9 +265,78 @@ def prepare_message(
         cte_type = "8bit"
     else:
         cte_type = "7bit"
+    if non_ascii and not utf8:
+        message = _idna_headers(message)
     flat = flatten_message(message, utf8=utf8, cte_type=cte_type)
     check_header_block(flat)
     return flat, mail_opts
+
+
+#: The address headers whose domains go as A-labels with the envelope's (RFC 5322 3.6).
+_ADDRESS_HEADERS = frozenset(
+    (
+        "from",
+        "sender",
+        "reply-to",
+        "to",
+        "cc",
+        "resent-from",
+        "resent-sender",
+        "resent-to",
+        "resent-cc",
+    )
+)
+
+
+def _idna_headers(message: EmailMessage | Message) -> EmailMessage | Message:
+    """A copy of ``message`` whose address headers have their non-ASCII domains as IDNA
+    A-labels, as the envelope has them (without SMTPUTF8 the email package would write
+    such a domain as an RFC 2047 encoded-word, which no reader decodes in a domain).
+
+    Only ``EmailMessage`` headers parsed into addresses, each appearing once, with an
+    ASCII local part are changed; anything else is left as the email package writes it.
+    The caller's message is not modified.
+    """
+    if not isinstance(message, EmailMessage):
+        return message
+    replaced: dict[str, list[Address | Group]] = {}
+    for name in {key.lower() for key in message} & _ADDRESS_HEADERS:
+        values = message.get_all(name) or []
+        if len(values) != 1 or not isinstance(values[0], AddressHeader):
+            continue
+        items: list[Address | Group] = []
+        changed = False
+        for group in values[0].groups:
+            addresses = []
+            for address in group.addresses:
+                domain = address.domain
+                if not domain.isascii() and address.username.isascii():
+                    try:
+                        domain = idna_domain(domain)
+                    except ValueError:
+                        pass  # the envelope refuses it, if it is there
+                    else:
+                        address = Address(address.display_name, address.username, domain)
+                        changed = True
+                addresses.append(address)
+            if group.display_name is None:
+                items.extend(addresses)
+            else:
+                items.append(Group(group.display_name, addresses))
+        if changed:
+            replaced[name] = items
+    if not replaced:
+        return message
+    # A copy with every header set again, in order: deleting rebinds the copy's header
+    # list (the caller's message is untouched), and the other headers are set back as
+    # the parsed objects they are.
+    copied = copy.copy(message)
+    fields = message.items()
+    for name in {key for key, _ in fields}:
+        del copied[name]
+    for name, value in fields:
+        copied[name] = replaced.get(name.lower(), value)
+    return copied
 
 
 def _local_part_ascii(address: str) -> bool:

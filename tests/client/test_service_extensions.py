@@ -326,6 +326,7 @@ async def test_idna_domains_without_smtputf8(smtpd_factory: SmtpdFactory) -> Non
     assert first.rcpt_options == [["ORCPT=rfc822;a@xn--r8jz45g.jp"]]
     assert second.rcpt_tos == ["z@xn--bcher-kva.de"]
     assert "SMTPUTF8" not in second.mail_options
+    assert b"\r\nTo: =?utf-8?q?Zo=C3=AB?= <z@xn--bcher-kva.de>\r\n" in second.content
     assert server.verbs.count("MAIL") == 2
 
 

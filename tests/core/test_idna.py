@@ -4,13 +4,17 @@ UTS #46 with the idna package, else the standard library's IDNA 2003. Bytes only
 from __future__ import annotations
 
 from collections.abc import Iterator
+from email.message import EmailMessage
 
 import pytest
 
 from fastsmtp import _address, _commands
 from fastsmtp._address import envelope_address, idna_domain
 from fastsmtp._commands import mail_line, rcpt_line
+from fastsmtp._envelope import prepare_message
+from fastsmtp._session import ServerState
 from fastsmtp.errors import SMTPRecipientRefusedLocally
+from fastsmtp.response import SMTPResponse
 
 
 @pytest.fixture(params=["uts46", "idna2003"])
@@ -60,3 +64,36 @@ def test_a_domain_with_no_idna_form_is_refused(rules: str) -> None:
 def test_without_idna_flag_unchanged() -> None:
     with pytest.raises(UnicodeEncodeError):
         envelope_address("a@b\u00fccher.de")
+
+
+def test_send_message_headers_follow_the_envelope() -> None:
+    """Without SMTPUTF8 the address headers get the same A-labels as the envelope (the
+    email package would write an encoded-word in the domain); the caller's message is
+    not changed, Bcc is still removed, groups and display names are kept."""
+    server = ServerState()
+    server.record_ehlo(SMTPResponse(250, "mx.example.com\n8BITMIME"))
+    message = EmailMessage()
+    message["From"] = "Zo\u00eb <zoe@b\u00fccher.example>"
+    message["To"] = "a@example.com, Friends: b@\u4f8b\u3048.jp, c@example.org;"
+    message["Bcc"] = "hidden@\u00fc.example"
+    message["Subject"] = "x"
+    message.set_content("hi")
+    before = message.as_bytes()
+    flat, options = prepare_message(
+        message, "zoe@b\u00fccher.example", ["a@example.com", "b@\u4f8b\u3048.jp"], None, server
+    )
+    assert flat.startswith(
+        b"From: =?utf-8?q?Zo=C3=AB?= <zoe@xn--bcher-kva.example>\r\n"
+        b"To: a@example.com, Friends: b@xn--r8jz45g.jp, c@example.org;\r\n"
+        b"Subject: x\r\n"
+    )
+    assert b"hidden" not in flat
+    assert options == ["BODY=8BITMIME"]
+    assert message.as_bytes() == before
+    # With SMTPUTF8 the headers go in UTF-8, as before.
+    server.record_ehlo(SMTPResponse(250, "mx.example.com\n8BITMIME\nSMTPUTF8"))
+    flat, options = prepare_message(
+        message, "zoe@b\u00fccher.example", ["a@example.com"], None, server
+    )
+    assert flat.startswith("From: Zo\u00eb <zoe@b\u00fccher.example>\r\n".encode())
+    assert options == ["SMTPUTF8", "BODY=8BITMIME"]

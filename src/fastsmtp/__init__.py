@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ._options import Timeouts as Timeouts  # additive: importable, not in __all__
 from .api import send
+from .dsn import DSN as DSN  # additive: importable, not in __all__
+from .dsn import DSNRecipient as DSNRecipient
 from .errors import (
     SMTPAuthenticationError,
     SMTPConnectError,
@@ -38,8 +40,8 @@ __license__ = "MIT"
 __copyright__ = "Copyright 2026 fastsmtp developers"
 
 # Exactly aiosmtplib's names. fastsmtp's additions (SMTPPool, Relay,
-# RelaysUnavailableError, SendResult, SendStatus, RecipientRefusal, Timeouts) are
-# importable from here but deliberately not listed.
+# RelaysUnavailableError, SendResult, SendStatus, RecipientRefusal, Timeouts, DSN,
+# DSNRecipient) are importable from here but deliberately not listed.
 __all__ = (
     "send",
     "SMTP",

@@ -38,6 +38,13 @@ path (including ``<`` and ``>``) at most 256 octets, counted on the UTF-8 encodi
 domain label at most 63 octets (RFC 1035 §2.3.4).
 
 Delivery status notification values built by fastsmtp are encoded as RFC 3461 §4 ``xtext``.
+
+Internationalised domains without SMTPUTF8 (``idna=True``): a mailbox whose local part is
+ASCII and whose domain is not goes out with the domain as A-labels (RFC 5890 §2.3.2.1,
+``xn--``), which any server reads. The conversion follows UTS #46 with IDNA 2008 (RFC 5891)
+when the ``idna`` package is installed (``pip install fastsmtplib[idna]``), else IDNA 2003
+(RFC 3490, the standard library's ``idna`` codec), which maps a few characters differently
+(``ß`` becomes ``ss``, for one). A non-ASCII local part has no ASCII form: it needs SMTPUTF8.
 """
 
 from __future__ import annotations
@@ -45,8 +52,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from types import ModuleType
 
-__all__ = ("check_option", "envelope_address", "esmtp_keyword", "xtext_encode")
+_idna: ModuleType | None
+try:  # optional: UTS #46 / IDNA 2008 (the extra fastsmtplib[idna])
+    import idna as _idna
+except ImportError:  # pragma: no cover - depends on the environment
+    _idna = None
+
+__all__ = ("check_option", "envelope_address", "esmtp_keyword", "idna_domain", "xtext_encode")
+
+#: Which rules :func:`idna_domain` applies: "uts46" (the idna package) or "idna2003".
+IDNA_RULES = "uts46" if _idna is not None else "idna2003"
 
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
@@ -95,6 +112,7 @@ def envelope_address(
     utf8: bool = False,
     allow_null: bool = False,
     allow_postmaster: bool = False,
+    idna: bool = False,
 ) -> str:
     """Validate an envelope address and return the bare Mailbox for ``MAIL``/``RCPT``.
 
@@ -104,11 +122,15 @@ def envelope_address(
     (SMTPUTF8). Raises ``ValueError`` naming the problem for anything else; never truncates.
 
     A non-ASCII mailbox without ``utf8`` raises ``UnicodeEncodeError`` (a ``ValueError``),
-    which is what aiosmtplib raises when it encodes such an address as ASCII.
+    which is what aiosmtplib raises when it encodes such an address as ASCII; with
+    ``idna`` only a non-ASCII local part does, a non-ASCII domain is returned as A-labels
+    (see the module docstring).
     """
     if not isinstance(address, str):
         raise TypeError(f"email address must be str, not {type(address).__name__}")
     try:
+        if idna and not utf8 and not address.isascii():
+            return _envelope_address_idna(address, allow_null, allow_postmaster)
         return _envelope_address(address, utf8, allow_null, allow_postmaster)
     except _NotAscii as exc:
         raise UnicodeEncodeError(
@@ -144,6 +166,37 @@ def _envelope_address(address: str, utf8: bool, allow_null: bool, allow_postmast
         _check_mailbox(mailbox, utf8)
     _check_lengths(mailbox)
     return mailbox
+
+
+def _envelope_address_idna(address: str, allow_null: bool, allow_postmaster: bool) -> str:
+    """A non-ASCII address without SMTPUTF8: checked with the SMTPUTF8 grammar, then its
+    domain as A-labels; a non-ASCII local part stays an error (``_NotAscii``)."""
+    mailbox = _envelope_address(address, True, allow_null, allow_postmaster)
+    if mailbox.isascii():
+        return mailbox
+    local, _, domain = mailbox.rpartition("@")
+    if not local.isascii():
+        raise _NotAscii(mailbox, next(i for i, char in enumerate(mailbox) if char > "\x7f"))
+    try:
+        ascii_domain = idna_domain(domain)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return _envelope_address(f"{local}@{ascii_domain}", False, allow_null, allow_postmaster)
+
+
+def idna_domain(domain: str) -> str:
+    """``domain`` as A-labels (``xn--``), by UTS #46 / IDNA 2008 when the ``idna`` package
+    is installed, else IDNA 2003; ValueError for a domain IDNA cannot encode."""
+    if domain.isascii():
+        return domain
+    try:
+        if _idna is not None:
+            encoded: bytes = _idna.encode(domain, uts46=True)
+        else:
+            encoded = domain.encode("idna")
+    except (UnicodeError, ValueError) as exc:
+        raise ValueError(f"domain {domain!r} has no IDNA form: {exc}") from None
+    return encoded.decode("ascii")
 
 
 def _unwrap_path(text: str) -> str:

@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable
 
 from ._address import check_option, envelope_address
+from .dsn import check_raw_parameters
 from .errors import (
     REFUSED_LOCALLY,
     SMTPCommandRefusedLocally,
@@ -43,6 +44,7 @@ __all__ = (
     "mail_line",
     "message_size",
     "rcpt_line",
+    "refused_text",
     "validate_local_hostname",
     "vrfy_line",
 )
@@ -91,8 +93,13 @@ def validate_local_hostname(hostname: str) -> str:
 
 def _options(options: Iterable[str] | None) -> list[bytes]:
     # Options are ASCII by grammar (esmtp-value is %d33-60 / %d62-126); check_option
-    # enforces that, so the encoding below cannot fail.
-    return [check_option(option).encode("ascii") for option in options or ()]
+    # enforces that, so the encoding below cannot fail. A raw RET or NOTIFY must also be
+    # one RFC 3461 defines.
+    given = options if isinstance(options, (list, tuple)) else list(options or ())
+    encoded = [check_option(option).encode("ascii") for option in given]
+    if any(option[:1] in "RrNn" for option in given):  # (most options are neither)
+        check_raw_parameters(given, ("RET", "NOTIFY"))
+    return encoded
 
 
 @functools.lru_cache(maxsize=8192)
@@ -104,11 +111,14 @@ def _path(
     Cached: validation depends on nothing else, and senders and recipients repeat
     (an error is raised again every time; lru_cache never caches exceptions).
     """
+    # Without SMTPUTF8 a non-ASCII domain goes as A-labels (IDNA), which every server
+    # reads; only a non-ASCII local part needs SMTPUTF8 (RFC 6531 section 3.2).
     mailbox = envelope_address(
         address,
         utf8=encoding.lower() != "ascii",
         allow_null=allow_null,
         allow_postmaster=allow_postmaster,
+        idna=True,
     )
     return verb + mailbox.encode(encoding) + b">"
 
@@ -119,9 +129,12 @@ def _path_line(path: bytes, options: Iterable[str] | None) -> bytes:
     return b" ".join([path, *_options(options)]) + CRLF
 
 
-def _refused(enhanced: str, exc: ValueError) -> str:
+def refused_text(enhanced: str, exc: ValueError) -> str:
     """The text of a local refusal, worded as a server's reply (RFC 3463 code first)."""
     return f"{enhanced} {exc} {REFUSED_LOCALLY}"
+
+
+_refused = refused_text
 
 
 # RFC 5321 section 4.2.3: 553 mailbox name not allowed (mailbox syntax incorrect), 501
@@ -136,7 +149,7 @@ def mail_line(sender: str, options: Iterable[str] | None, encoding: str) -> byte
 
     Raises :class:`~fastsmtp.errors.SMTPSenderRefusedLocally` (a ``ValueError``) for a
     sender or parameter outside the grammar, ``UnicodeEncodeError`` for a non-ASCII
-    sender without SMTPUTF8.
+    local part without SMTPUTF8 (a non-ASCII domain is sent in IDNA).
     """
     try:
         path = _path(b"MAIL FROM:<", sender, encoding, True, False)
@@ -155,7 +168,7 @@ def rcpt_line(recipient: str, options: Iterable[str] | None, encoding: str) -> b
 
     Raises :class:`~fastsmtp.errors.SMTPRecipientRefusedLocally` (a ``ValueError``) for a
     recipient or parameter outside the grammar, ``UnicodeEncodeError`` for a non-ASCII
-    recipient without SMTPUTF8.
+    local part without SMTPUTF8 (a non-ASCII domain is sent in IDNA).
     """
     try:
         path = _path(b"RCPT TO:<", recipient, encoding, False, True)

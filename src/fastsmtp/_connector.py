@@ -383,3 +383,20 @@ def is_local(protocol: SMTPProtocol) -> bool:
         except ValueError:
             return False
     return isinstance(peer, (str, bytes))  # a Unix socket path
+
+
+def certificate_verified(protocol: SMTPProtocol) -> bool:
+    """True if the connection is TLS and its handshake verified the server's certificate
+    chain and its host name (what RFC 8689 REQUIRETLS asks of every hop)."""
+    transport = protocol.transport
+    if not protocol.is_tls or transport is None:
+        return False
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return False
+    context = ssl_object.context
+    return bool(
+        context.verify_mode == ssl.CERT_REQUIRED
+        and context.check_hostname
+        and ssl_object.server_hostname
+    )

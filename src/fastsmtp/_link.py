@@ -46,6 +46,7 @@ from ._sending import (
 )
 from ._session import Kind, ServerState
 from ._transaction import MessageSource
+from .dsn import DSN
 from .errors import (
     SMTPAuthenticationError,
     SMTPDataError,
@@ -428,6 +429,10 @@ class Link:
         timeout: float | Timeouts | Default | None = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
+        *,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> Submission:
         """``sendmail`` up to the end of the message; the final reply comes later.
 
@@ -439,7 +444,15 @@ class Link:
         transaction.
         """
         # Every argument is checked before anything is written.
-        envelope = Envelope(sender, recipients, mail_options, rcpt_options)
+        envelope = Envelope(
+            sender,
+            recipients,
+            mail_options,
+            rcpt_options,
+            dsn=dsn,
+            require_tls=require_tls,
+            smtputf8=smtputf8,
+        )
         if type(message) is not bytes:
             check_source(message)
         options = self.options
@@ -471,13 +484,31 @@ class Link:
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
         timeout: float | Timeouts | Default | None = _default,
+        *,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> Submission:
         """``send_message`` up to the end of the message (see :meth:`submit`)."""
         sender, recipient_list = message_envelope(message, sender, recipients)
+        if dsn is not None or require_tls:
+            # Checked before the greeting (a bad DSN, conflicting raw options), as
+            # sendmail checks them; with the encoding prepare_message may choose.
+            utf8 = smtputf8 is not False and not all(
+                address.isascii() for address in (sender, *recipient_list)
+            )
+            Envelope(
+                sender,
+                recipient_list,
+                [*(mail_options or ()), *(["SMTPUTF8"] if utf8 else [])],
+                rcpt_options,
+                dsn=dsn,
+                require_tls=require_tls,
+            )
         if not self.server().greeted:
             await self.greet()
         flat, mail_opts = prepare_message(
-            message, sender, recipient_list, mail_options, self.server()
+            message, sender, recipient_list, mail_options, self.server(), smtputf8
         )
         return await self.submit(
             sender,
@@ -486,4 +517,7 @@ class Link:
             mail_options=mail_opts,
             rcpt_options=rcpt_options,
             timeout=timeout,
+            dsn=dsn,
+            require_tls=require_tls,
+            smtputf8=smtputf8,
         )

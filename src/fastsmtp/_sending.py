@@ -26,31 +26,21 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
-    Sequence,
 )
-from email.message import EmailMessage, Message
 from typing import Any
 
-from ._commands import command_args, mail_line, message_size, rcpt_line
+from ._commands import command_args, message_size
+from ._connector import certificate_verified
+from ._envelope import Envelope, message_envelope, prepare_message
+from ._extensions import check_size
 from ._options import ConnectionOptions, Timeouts
-from ._session import Phase, ServerState
+from ._session import Phase
 from ._speedups import DataEncoder
 from ._transaction import CHUNK_SIZE, LineEndings, MailTransaction, MessageSource
-from .email import (
-    check_header_block,
-    check_message_headers,
-    extract_recipients,
-    extract_sender,
-    flatten_message,
-)
 from .errors import (
     SMTPDataError,
     SMTPException,
-    SMTPNotSupported,
-    SMTPRecipientRefused,
-    SMTPRecipientRefusedLocally,
     SMTPRecipientsRefused,
-    SMTPRecipientsRefusedLocally,
     SMTPResponseException,
     SMTPServerDisconnected,
     SMTPTimeoutError,
@@ -139,144 +129,6 @@ def _final_failure(exc: SMTPException) -> None:
         exc.outcome_unknown = True
 
 
-class Envelope:
-    """MAIL and RCPT lines of one message, checked before anything is written.
-
-    A bad sender raises (``SMTPSenderRefusedLocally``, or ``UnicodeEncodeError`` for a
-    non-ASCII one without SMTPUTF8). A bad recipient is refused locally, as a server
-    refuses one: it goes to ``refused_locally`` and is not sent, the others are
-    (``recipients`` and ``rcpt_lines`` hold only those). When every recipient is bad,
-    ``SMTPRecipientsRefusedLocally`` is raised here, so nothing at all is written.
-    """
-
-    __slots__ = (
-        "binary",
-        "encoding",
-        "mail_options",
-        "plain_mail",
-        "rcpt_lines",
-        "recipients",
-        "refused_locally",
-        "sender",
-    )
-
-    def __init__(
-        self,
-        sender: str,
-        recipients: str | Sequence[str],
-        mail_options: Iterable[str] | None,
-        rcpt_options: Iterable[str] | None,
-    ) -> None:
-        self.sender = sender
-        self.recipients = [recipients] if isinstance(recipients, str) else list(recipients)
-        self.encoding = encoding = "ascii"
-        self.binary = False
-        if mail_options:
-            self.mail_options = options = list(mail_options)
-            for option in options:
-                if option.lower() == "smtputf8":
-                    self.encoding = encoding = "utf-8"
-                elif option.upper() == "BODY=BINARYMIME":
-                    self.binary = True
-        else:
-            self.mail_options = options = []
-        rcpt_opts = tuple(rcpt_options) if rcpt_options else ()
-        #: MAIL FROM with the caller's options; built (and so checked) now, before a
-        #: byte is written.
-        self.plain_mail = mail_line(sender, options, encoding)
-        recipients = self.recipients
-        self.refused_locally: list[SMTPRecipientRefused] = []
-        try:
-            if len(recipients) == 1:  # (most messages: no comprehension frame)
-                self.rcpt_lines = [rcpt_line(recipients[0], rcpt_opts, encoding)]
-            else:
-                self.rcpt_lines = [rcpt_line(r, rcpt_opts, encoding) for r in recipients]
-        except SMTPRecipientRefusedLocally:
-            self._refuse_locally(rcpt_opts)
-
-    def _refuse_locally(self, rcpt_opts: tuple[str, ...]) -> None:
-        """Split the recipients into those to send and those refused here."""
-        sent: list[str] = []
-        lines: list[bytes] = []
-        refused = self.refused_locally
-        for recipient in self.recipients:
-            try:
-                lines.append(rcpt_line(recipient, rcpt_opts, self.encoding))
-            except SMTPRecipientRefusedLocally as exc:
-                refused.append(exc)
-            else:
-                sent.append(recipient)
-        if not sent:
-            raise SMTPRecipientsRefusedLocally(list(refused))
-        self.recipients = sent
-        self.rcpt_lines = lines
-
-    def mail_line(self, size: int | None) -> bytes:
-        """MAIL FROM with the options, and SIZE (RFC 1870) unless the caller gave one."""
-        options = self.mail_options
-        if size is None or any(o[:5].lower() == "size=" for o in options):
-            return self.plain_mail
-        return mail_line(self.sender, [f"size={size}", *options], self.encoding)
-
-
-def message_envelope(
-    message: EmailMessage | Message,
-    sender: str | None,
-    recipients: str | Sequence[str] | None,
-) -> tuple[str, list[str]]:
-    """Sender and recipients for ``send_message``: as given, else from the headers.
-    Checked before anything is written (header injection: security.md section 9)."""
-    check_message_headers(message)
-    if sender is None:
-        sender = extract_sender(message)
-    if sender is None:
-        raise ValueError("No From header provided in message")
-    if isinstance(recipients, str):
-        recipient_list = [recipients]
-    elif recipients is None:
-        recipient_list = extract_recipients(message)
-    else:
-        recipient_list = list(recipients)
-    if not recipient_list:
-        raise ValueError("No recipient headers provided in message")
-    # A bad sender is refused before the greeting too (SMTPSenderRefusedLocally), with
-    # the encoding prepare_message will choose: SMTPUTF8 for any non-ASCII address.
-    utf8 = not sender.isascii() or any(not r.isascii() for r in recipient_list)
-    mail_line(sender, None, "utf-8" if utf8 else "ascii")
-    return sender, recipient_list
-
-
-def prepare_message(
-    message: EmailMessage | Message,
-    sender: str,
-    recipients: list[str],
-    mail_options: Iterable[str] | None,
-    server: ServerState,
-) -> tuple[bytes, list[str]]:
-    """The flattened message and its MAIL options, as the server's EHLO (SMTPUTF8,
-    8BITMIME) allows."""
-    mail_opts = list(mail_options) if mail_options is not None else []
-    utf8 = not sender.isascii() or any(not r.isascii() for r in recipients)
-    upper = [option.upper() for option in mail_opts]
-    if utf8:
-        if not server.supports("smtputf8"):
-            raise SMTPNotSupported(
-                "An address containing non-ASCII characters was provided, but "
-                "SMTPUTF8 is not supported by this server"
-            )
-        if "SMTPUTF8" not in upper:
-            mail_opts.append("SMTPUTF8")
-    if server.supports("8bitmime"):
-        if "BODY=8BITMIME" not in upper:
-            mail_opts.append("BODY=8BITMIME")
-        cte_type = "8bit"
-    else:
-        cte_type = "7bit"
-    flat = flatten_message(message, utf8=utf8, cte_type=cte_type)
-    check_header_block(flat)
-    return flat, mail_opts
-
-
 async def transact(
     protocol: SMTPProtocol,
     options: ConnectionOptions,
@@ -300,6 +152,8 @@ async def transact(
             message = message.encode("ascii")
         elif isinstance(message, (bytearray, memoryview)):
             message = bytes(message)
+    if envelope.dsn is not None or envelope.require_tls:
+        envelope = envelope.for_server(session.server, certificate_verified(protocol))
     binary = envelope.binary
     plan = session.plan(envelope.encoding != "ascii", binary, options.pipelining, options.chunking)
     chunked = plan.chunked
@@ -325,6 +179,11 @@ async def transact(
             bdat = _bdat_chunks(chunks, None if binary else LineEndings(), progress, total)
         else:
             body = _dot_stuffed(chunks, progress, total)
+    if plan.announce_size:
+        # RFC 1870 section 4: a message over the server's limit would be refused after
+        # it was all sent; refuse it now, before MAIL. (A stream without size= cannot be
+        # checked: its size is unknown until it has been sent.)
+        check_size(session.server, size, envelope.sender)
     mail = envelope.mail_line(size) if plan.announce_size else envelope.plain_mail
     transaction = MailTransaction(
         envelope.sender,

@@ -10,6 +10,7 @@ from email.message import EmailMessage, Message
 from ._options import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT  # public in aiosmtplib.api
 from ._options import ConnectionOptions, Timeouts
 from ._transaction import MessageSource
+from .dsn import DSN
 from .response import SMTPResponse
 from .smtp import SMTP, ProgressCallback
 from .typing import SMTPTokenGenerator, SocketPathType
@@ -48,6 +49,9 @@ async def send(
     proxy: str | None = None,
     size: int | None = None,
     progress: ProgressCallback | None = None,
+    dsn: DSN | None = None,
+    require_tls: bool = False,
+    smtputf8: bool | None = None,
 ) -> tuple[dict[str, SMTPResponse], str]:
     """Send one message: connect, (STARTTLS), (log in), send, QUIT.
 
@@ -55,6 +59,7 @@ async def send(
     its headers) or a raw message -- ``str``, ``bytes``, or a stream of bytes chunks
     (see ``SMTP.data``) -- for which both are required. Returns the
     refused recipients and the final reply text, as ``SMTP.sendmail`` does.
+    ``dsn``, ``require_tls`` and ``smtputf8`` are ``SMTP.sendmail``'s.
     """
     if not isinstance(message, Message):
         if not recipients:
@@ -73,6 +78,9 @@ async def send(
                 rcpt_options=rcpt_options,
                 size=size,
                 progress=progress,
+                dsn=dsn,
+                require_tls=require_tls,
+                smtputf8=smtputf8,
             )
         return await client.send_message(
             message,
@@ -80,4 +88,7 @@ async def send(
             recipients=recipients,
             mail_options=mail_options,
             rcpt_options=rcpt_options,
+            dsn=dsn,
+            require_tls=require_tls,
+            smtputf8=smtputf8,
         )

@@ -171,6 +171,13 @@ class SMTPCommandRefusedLocally(SMTPResponseException, SMTPInputRefused):
     """A command argument that could inject (VRFY/EXPN), refused before it was written."""
 
 
+class SMTPSizeRefusedLocally(SMTPSenderRefusedLocally):
+    """A message the server said in advance it would refuse: larger than the maximum it
+    advertised with SIZE (RFC 1870 section 4), refused (552, 5.3.4) before ``MAIL`` was
+    written. An ``SMTPSenderRefused``: aiosmtplib announces the size on MAIL and the server
+    refuses that MAIL with 552."""
+
+
 class SMTPAuthenticationRefusedLocally(SMTPAuthenticationError, SMTPInputRefused):
     """Credentials that would change the fields of a SASL message (a NUL in PLAIN, ^A in
     XOAUTH2), refused before ``AUTH`` was written. The message never holds the secret."""

@@ -45,6 +45,7 @@ from ._pool._runner import BulkProgress as BulkProgress
 from ._pool._runner import send_many
 from ._pool._store import ConnectionStore
 from ._transaction import MessageSource
+from .dsn import DSN
 from .response import SMTPResponse
 from .results import RecipientRefusal, SendResult, SendStatus
 from .smtp import DEFAULT_TIMEOUT, ProgressCallback
@@ -310,6 +311,9 @@ class SMTPPool:
         timeout: float | Timeouts | Default | None = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> tuple[dict[str, SMTPResponse], str]:
         """``SMTP.sendmail`` through the pool: same arguments, result and exceptions.
 
@@ -322,6 +326,9 @@ class SMTPPool:
             "timeout": timeout,
             "size": size,
             "progress": progress,
+            "dsn": dsn,
+            "require_tls": require_tls,
+            "smtputf8": smtputf8,
         }
         job = Job(message, sender, recipient_list(recipients), kwargs)
         return self._raise_or_return(await self._delivery.deliver(job))
@@ -336,9 +343,20 @@ class SMTPPool:
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
         timeout: float | Timeouts | Default | None = _default,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> tuple[dict[str, SMTPResponse], str]:
         """``SMTP.send_message`` through the pool: same arguments, result and exceptions."""
-        job = message_job(message, sender, recipients, mail_options, rcpt_options, timeout)
+        job = message_job(
+            message,
+            sender,
+            recipients,
+            mail_options,
+            rcpt_options,
+            timeout,
+            extensions={"dsn": dsn, "require_tls": require_tls, "smtputf8": smtputf8},
+        )
         return self._raise_or_return(await self._delivery.deliver(job))
 
     async def send_many(
@@ -347,6 +365,9 @@ class SMTPPool:
         *,
         concurrency: int | None = None,
         progress: BulkProgress | None = None,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> list[SendResult]:
         """Send every message; one ``SendResult`` per message, in input order.
 
@@ -355,6 +376,9 @@ class SMTPPool:
         take a Message's headers). It is read lazily, at most ``concurrency`` (default
         ``max_connections``) messages ahead. A failing message is reported in its
         result, never raised. ``progress(done, result)`` is called as each finishes.
+        ``dsn``, ``require_tls`` and ``smtputf8`` (see ``SMTP.sendmail``) apply to
+        every message.
         """
         workers = self.max_connections if concurrency is None else concurrency
-        return await send_many(self._delivery, messages, workers, progress)
+        extensions = {"dsn": dsn, "require_tls": require_tls, "smtputf8": smtputf8}
+        return await send_many(self._delivery, messages, workers, progress, extensions)

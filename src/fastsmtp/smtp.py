@@ -43,6 +43,7 @@ from ._sending import Submission as Submission
 from ._sending import check_source
 from ._session import SMTPUTF8_NOT_SUPPORTED, ServerState
 from ._transaction import MessageSource
+from .dsn import DSN
 from .errors import (
     SMTPHeloError,
     SMTPNotSupported,
@@ -518,6 +519,9 @@ class SMTP:
         timeout: _Timeout = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> tuple[dict[str, SMTPResponse], str]:
         """Send one message to ``recipients`` (MAIL, RCPT each, DATA or BDAT).
 
@@ -529,9 +533,26 @@ class SMTP:
         go in one write (``pipelining=False`` turns this off); the results are the
         same as sending them one by one. ``message`` may be bytes, str, or a stream
         (see :meth:`data`); for a stream, give ``size`` to announce it with SIZE.
+
+        ``dsn`` asks for delivery status notifications (RFC 3461; see :class:`DSN`);
+        ``require_tls`` sends the message with REQUIRETLS (RFC 8689), only over TLS
+        with a verified certificate to a server that offers it (else SMTPNotSupported);
+        ``smtputf8=False`` never uses SMTPUTF8 (non-ASCII domains go in IDNA, a
+        non-ASCII local part is refused). A message larger than the server's SIZE
+        limit is refused before MAIL (``SMTPSizeRefusedLocally``, 552).
         """
         submission = await self._link.submit(
-            sender, recipients, message, mail_options, rcpt_options, timeout, size, progress
+            sender,
+            recipients,
+            message,
+            mail_options,
+            rcpt_options,
+            timeout,
+            size,
+            progress,
+            dsn=dsn,
+            require_tls=require_tls,
+            smtputf8=smtputf8,
         )
         # RFC 2920 section 3.1: the final reply is awaited outside the turn, so the next
         # transaction's commands may go out meanwhile (the reply FIFO keeps the pairing).
@@ -547,14 +568,33 @@ class SMTP:
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
         timeout: _Timeout = _default,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> tuple[dict[str, SMTPResponse], str]:
         """Send an ``email.message`` object; sender and recipients default to its headers.
 
         Bcc and Resent-Bcc headers are removed from what is sent. SMTPUTF8 and
-        8BITMIME are used when the addresses or the server call for them.
+        8BITMIME are used when the addresses or the server call for them; without
+        SMTPUTF8 a non-ASCII domain goes in IDNA in the envelope.
+
+        ``dsn`` asks for delivery status notifications (RFC 3461; see :class:`DSN`);
+        ``require_tls`` sends the message with REQUIRETLS (RFC 8689), only over TLS
+        with a verified certificate to a server that offers it (else SMTPNotSupported);
+        ``smtputf8=False`` never uses SMTPUTF8 (non-ASCII domains go in IDNA, a
+        non-ASCII local part is refused). A message larger than the server's SIZE
+        limit is refused before MAIL (``SMTPSizeRefusedLocally``, 552).
         """
         submission = await self._link.submit_message(
-            message, sender, recipients, mail_options, rcpt_options, timeout
+            message,
+            sender,
+            recipients,
+            mail_options,
+            rcpt_options,
+            timeout,
+            dsn=dsn,
+            require_tls=require_tls,
+            smtputf8=smtputf8,
         )
         return await self._link.finish(submission, timeout)
 

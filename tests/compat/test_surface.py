@@ -49,6 +49,11 @@ _CHUNKING = "issue 4: RFC 3030 CHUNKING/BDAT; opt-in, default False keeps DATA"
 _SIZE = "issue 4: SIZE for a streamed message, whose length is unknown up front"
 _PROGRESS = "issue 4: progress callback for long uploads"
 _PROXY = "issue 14: SOCKS4/4a/5/5h or HTTP CONNECT proxy URL; None = connect directly"
+_EXTENSIONS = {
+    "dsn": "issue 16: typed RFC 3461 delivery status notifications (fastsmtp.DSN)",
+    "require_tls": "issue 16: RFC 8689 REQUIRETLS; default False sends as before",
+    "smtputf8": "issue 16: False never sends SMTPUTF8 (IDNA domains); None = as before",
+}
 _CONNECTION_ADDITIONS = {
     "allow_insecure_auth": _INSECURE_AUTH,
     "pipelining": _PIPELINING,
@@ -58,8 +63,9 @@ _CONNECTION_ADDITIONS = {
 ADDED_KEYWORD_ONLY: dict[str, dict[str, str]] = {
     "SMTP.__init__": _CONNECTION_ADDITIONS,
     "SMTP.connect": _CONNECTION_ADDITIONS,
-    "send": {**_CONNECTION_ADDITIONS, "size": _SIZE, "progress": _PROGRESS},
-    "SMTP.sendmail": {"size": _SIZE, "progress": _PROGRESS},
+    "send": {**_CONNECTION_ADDITIONS, "size": _SIZE, "progress": _PROGRESS, **_EXTENSIONS},
+    "SMTP.sendmail": {"size": _SIZE, "progress": _PROGRESS, **_EXTENSIONS},
+    "SMTP.send_message": _EXTENSIONS,
     "SMTP.data": {"progress": _PROGRESS},
 }
 

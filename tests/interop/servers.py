@@ -59,6 +59,9 @@ DOMAIN = "example.test"
 #: Recipients the Postfix refuses at RCPT (RFC 5321 section 4.2.2 codes; RFC 3463 detail).
 REFUSED_LOCAL = "refused"
 DEFERRED_LOCAL = "deferred"
+#: Accepted at RCPT, then bounced (the whole message goes to the error transport): a
+#: delivery status notification of failure (RFC 3464) comes back to the sender.
+BOUNCED_LOCAL = "bounced"
 REFUSED_REPLY = "550 5.1.1 Recipient refused for the fastsmtp interop tests"
 DEFERRED_REPLY = "450 4.2.0 Recipient deferred for the fastsmtp interop tests"
 MESSAGE_SIZE_LIMIT = 20 * 1024 * 1024
@@ -140,6 +143,7 @@ class MailServers:
     small_size_limit = SMALL_SIZE_LIMIT
     refused = f"{REFUSED_LOCAL}@{DOMAIN}"
     deferred = f"{DEFERRED_LOCAL}@{DOMAIN}"
+    bounced = f"{BOUNCED_LOCAL}@{DOMAIN}"
 
     def tls_context(self) -> ssl.SSLContext:
         """A client context that trusts only the test CA (hostname checked)."""
@@ -268,7 +272,8 @@ def _postfix_config(servers: MailServers, auth_socket: Path, chain: Path, key: P
     # texthash: read as is, no postmap.
     _write(
         conf / "recipient_access",
-        f"{servers.refused} {REFUSED_REPLY}\n{servers.deferred} {DEFERRED_REPLY}\n",
+        f"{servers.refused} {REFUSED_REPLY}\n{servers.deferred} {DEFERRED_REPLY}\n"
+        f"{servers.bounced} FILTER error:5.1.1 bounced by the fastsmtp interop tests\n",
     )
     main = {
         "compatibility_level": "3.6",

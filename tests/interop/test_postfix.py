@@ -259,7 +259,8 @@ async def test_smtputf8_address(mail_servers: MailServers, inbox: Maildir) -> No
 
 async def test_over_the_size_limit(mail_servers: MailServers, inbox: Maildir) -> None:
     """SIZE (RFC 1870) on the small-limit port: a message of known size (bytes, or a stream
-    with ``size=``) is refused at MAIL with 552 (SMTPSenderRefused); a stream without
+    with ``size=``) is refused with 552 (SMTPSenderRefused; by fastsmtp before MAIL, as
+    Postfix refuses MAIL with SIZE=: test_postfix_extensions.py); a stream without
     ``size`` is refused after its end with 552 (SMTPDataError). The connection stays
     usable after each."""
     limit = mail_servers.small_size_limit

@@ -55,6 +55,9 @@ class Job:
                 mail_options=kwargs.get("mail_options"),
                 rcpt_options=kwargs.get("rcpt_options"),
                 timeout=kwargs.get("timeout", _default),
+                dsn=kwargs.get("dsn"),
+                require_tls=kwargs.get("require_tls", False),
+                smtputf8=kwargs.get("smtputf8"),
             )
         assert self.sender is not None
         return await client._link.submit(
@@ -66,6 +69,9 @@ class Job:
             timeout=kwargs.get("timeout", _default),
             size=kwargs.get("size"),
             progress=kwargs.get("progress"),
+            dsn=kwargs.get("dsn"),
+            require_tls=kwargs.get("require_tls", False),
+            smtputf8=kwargs.get("smtputf8"),
         )
 
 
@@ -80,22 +86,25 @@ def message_job(
     mail_options: Iterable[str] | None = None,
     rcpt_options: Iterable[str] | None = None,
     timeout: float | Timeouts | Default | None = _default,
+    extensions: dict[str, Any] | None = None,
 ) -> Job:
-    """A job for ``send_message``'s arguments."""
+    """A job for ``send_message``'s arguments (``extensions``: dsn, require_tls,
+    smtputf8)."""
     # The recipients are fixed once, so a retry can address a subset of them.
     recipients_ = extract_recipients(message) if recipients is None else recipient_list(recipients)
     kwargs = {
         "mail_options": None if mail_options is None else list(mail_options),
         "rcpt_options": None if rcpt_options is None else list(rcpt_options),
         "timeout": timeout,
+        **(extensions or {}),
     }
     return Job(message, sender, recipients_, kwargs)
 
 
-def bulk_job(item: BulkItem) -> Job:
+def bulk_job(item: BulkItem, extensions: dict[str, Any] | None = None) -> Job:
     """A job for one ``send_many`` item; TypeError/ValueError for a bad item."""
     if isinstance(item, Message):
-        return message_job(item, None, None)
+        return message_job(item, None, None, extensions=extensions)
     if not isinstance(item, tuple) or len(item) != 3:
         raise TypeError(
             "send_many takes Message objects or (message, sender, recipients) tuples, "
@@ -103,9 +112,9 @@ def bulk_job(item: BulkItem) -> Job:
         )
     message, sender, recipients = item
     if isinstance(message, Message):
-        return message_job(message, sender, recipients)
+        return message_job(message, sender, recipients, extensions=extensions)
     if not isinstance(message, (bytes, str)):
         raise TypeError("a message in a send_many tuple must be a Message, bytes or str")
     if sender is None or recipients is None:
         raise ValueError("sender and recipients are required for a bytes or str message")
-    return Job(message, sender, recipient_list(recipients), {})
+    return Job(message, sender, recipient_list(recipients), dict(extensions or {}))

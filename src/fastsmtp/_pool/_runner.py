@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
 from ..results import SendResult, SendStatus
 from ._delivery import Delivery
@@ -37,8 +38,10 @@ async def send_many(
     messages: Iterable[BulkItem] | AsyncIterable[BulkItem],
     workers: int,
     progress: BulkProgress | None,
+    extensions: dict[str, Any] | None = None,
 ) -> list[SendResult]:
-    """Deliver every item with ``workers`` concurrent workers (see ``SMTPPool.send_many``)."""
+    """Deliver every item with ``workers`` concurrent workers (see ``SMTPPool.send_many``);
+    ``extensions`` (dsn, require_tls, smtputf8) go with every item."""
     if workers < 1:
         raise ValueError("concurrency must be at least 1")
     source: AsyncIterator[BulkItem] | _SyncSource
@@ -67,7 +70,7 @@ async def send_many(
             index = len(results)  # the slot of this item, in input order
             results.append(None)
             try:
-                job = bulk_job(item)
+                job = bulk_job(item, extensions)
             except (TypeError, ValueError) as exc:
                 result = SendResult(SendStatus.FAILED_PERMANENTLY, exception=exc)
             else:

@@ -189,11 +189,13 @@ def vrfy_line(verb: bytes, argument: str, options: Iterable[str] | None, utf8: b
 
     Sent as aiosmtplib sends it: stripped, a ``Name <mailbox>`` or ``<mailbox>`` reduced to
     the mailbox, encoded as UTF-8 with SMTPUTF8 and as ASCII otherwise
-    (``UnicodeEncodeError``), an empty argument as ``VERB `` for the server to judge.
+    (``UnicodeEncodeError``), an empty argument (after stripping, which also takes Unicode
+    whitespace such as U+0085) as ``VERB `` for the server to judge.
     Only what could inject is refused, with
     :class:`~fastsmtp.errors.SMTPCommandRefusedLocally` (a ``ValueError``): a control
     character, whitespace or an angle bracket left inside the argument (a second
-    parameter or command), or a parameter outside the esmtp-param grammar.
+    parameter or command), a parameter outside the esmtp-param grammar, or parameters
+    without an argument.
     """
     name = verb.decode()
     text = argument.strip()
@@ -203,6 +205,10 @@ def vrfy_line(verb: bytes, argument: str, options: Iterable[str] | None, utf8: b
         if _WHITESPACE_OR_CONTROL.search(text):
             raise ValueError(f"Invalid {name} argument {argument!r}")
         params = _options(options)
+        if not text and params:
+            # "VRFY  SMTPUTF8": with no argument the first parameter would stand where
+            # the server reads the argument.
+            raise ValueError(f"{name} parameters need an argument (got {argument!r})")
     except UnicodeEncodeError:
         raise
     except ValueError as exc:

@@ -153,3 +153,13 @@ def test_vrfy_non_ascii_needs_utf8() -> None:
 )
 def test_message_size(data: bytes, terminated: bool, size: int) -> None:
     assert message_size(data, terminated=terminated) == size
+
+
+@pytest.mark.parametrize("argument", ["", "  ", "\x85"])
+def test_vrfy_parameters_without_an_argument_are_refused(argument: str) -> None:
+    # Found by hypothesis: "\x85" (NEL) is whitespace to str.strip(), so the argument
+    # vanished and "EXPN  SMTPUTF8" put the parameter where the argument belongs.
+    assert vrfy_line(b"EXPN", argument, None, True) == b"EXPN \r\n"
+    with pytest.raises(SMTPCommandRefusedLocally) as info:
+        vrfy_line(b"EXPN", argument, ["SMTPUTF8"], True)
+    assert info.value.code == 501

@@ -468,3 +468,28 @@ async def test_progress_total_is_the_given_size(mail_servers: MailServers) -> No
             progress=lambda sent, total: calls.append((sent, total)),
         )
     assert calls[-1] == (len(message), len(message))
+
+
+async def test_queue_id_is_postfixs(mail_servers: MailServers, inbox: Maildir) -> None:
+    """The queue id read from Postfix's final reply (``250 2.0.0 Ok: queued as ...``) is the
+    one Postfix logs the message under and writes in the Received field it adds; the
+    reply's RFC 3463 code is there too."""
+    message_id = make_msgid(domain="example.test")
+    message = raw_message("queue id").replace(b"Message-ID: <", b"X-Old-ID: <", 1)
+    message = f"Message-ID: {message_id}\r\n".encode() + message
+    async with client(
+        mail_servers, username=mail_servers.username, password=mail_servers.password
+    ) as smtp:
+        refused, text = await smtp.sendmail(SENDER, ["queue-id@example.test"], message)
+    assert refused == {}
+    queue_id = fastsmtp.queue_id(text)
+    assert queue_id is not None and re.fullmatch(r"[0-9A-Za-z]+", queue_id), text
+    assert fastsmtp.enhanced_status(text) == "2.0.0"
+    [delivered] = await inbox.wait_for(["queue-id@example.test"])
+    received = [value for name, value in delivered.trace if name == "received"]
+    assert any(re.search(rf"\bid {queue_id}\b", value) for value in received), received
+    logged = re.compile(rf"/cleanup\[\d+\]: {queue_id}: message-id={re.escape(message_id)}")
+    await wait_until(
+        lambda: logged.search(mail_servers.postfix_log()) is not None,
+        f"Postfix to log queue id {queue_id}",
+    )

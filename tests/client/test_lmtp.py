@@ -402,3 +402,20 @@ async def test_a_server_gone_between_the_replies_leaves_the_outcome_unknown() ->
             await lmtp.sendmail("s@example.com", ["a@example.com", "b@example.com"], MESSAGE)
     # a@ has its message, b@ may or may not: never reported as refused, never retried.
     assert info.value.outcome_unknown
+
+
+async def test_the_default_port_is_24_not_25() -> None:
+    # RFC 2033 section 5: LMTP must not be on port 25. With nothing listening on
+    # 127.0.0.1:24 the refusal names the port tried.
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", 24)
+    except OSError:
+        pass
+    else:
+        writer.close()
+        await writer.wait_closed()
+        pytest.skip("something listens on 127.0.0.1:24")
+    lmtp = LMTP(hostname="127.0.0.1", timeout=10)
+    with pytest.raises(fastsmtp.SMTPConnectError, match="on port 24"):
+        await lmtp.connect()
+    assert lmtp.port is None

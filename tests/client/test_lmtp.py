@@ -346,9 +346,13 @@ async def test_bdat_last_is_answered_per_recipient() -> None:
         Expect(b"RCPT TO:<b@example.com>"),
         reply("250 ok", "250 a", "250 b"),
         Expect(b"BDAT %d LAST" % len(MESSAGE)),
-        # The chunk has no line of its own; the next Expect reads it with QUIT's line.
+        # The chunk, exactly as given (no dot-stuffing), read line by line.
+        Expect(b"Subject: lmtp\r\n"),
+        Expect(b"\r\n"),
+        Expect(b"Hello.\r\n"),
+        Expect(b".dot line\r\n"),
         reply("550 5.2.2 a over quota", "250 2.0.0 b saved as Bb2"),
-        Expect(MESSAGE[:10]),
+        Expect(b"QUIT"),
         reply("221 bye"),
     ]
     async with ScriptedServer(script) as server:
@@ -358,7 +362,7 @@ async def test_bdat_last_is_answered_per_recipient() -> None:
             )
         conn = server.connections[0]
     assert conn.errors == []
-    assert b"".join(conn.lines).endswith(MESSAGE + b"QUIT\r\n")
+    assert b"".join(conn.lines).endswith(b"BDAT %d LAST\r\n" % len(MESSAGE) + MESSAGE + b"QUIT\r\n")
     assert refused == {"a@example.com": SMTPResponse(550, "5.2.2 a over quota")}
     assert text == "2.0.0 b saved as Bb2"
 

@@ -281,7 +281,11 @@ class SMTPSession:
         """
         self._check_body()
         self.early_reply = False
-        self._owe_final(_END)
+        if self.lmtp:
+            self._owe_final(_END)
+        else:
+            self._writes.append(_END_WRITE)
+            self.sent_count += 1
 
     def body_sent(self) -> None:
         """A whole DATA body, ``CRLF.CRLF`` included, was written in one write
@@ -289,7 +293,11 @@ class SMTPSession:
         if self.phase is not _P_BODY:
             self._check_body()
         self.early_reply = False
-        self._owe_final(_END)
+        if self.lmtp:
+            self._owe_final(_END)
+        else:
+            self._writes.append(_END_WRITE)
+            self.sent_count += 1
         if self.phase is _P_BODY:
             self.phase = _P_READY
 
@@ -302,10 +310,10 @@ class SMTPSession:
         """A BDAT command line was written; its chunk follows (RFC 3030 section 2)."""
         self._check_open()
         self.phase = _P_BODY
-        if last:
+        if last and self.lmtp:
             self._owe_final(_BDAT_LAST)
         else:
-            self._writes.append(_BDAT_WRITE)
+            self._writes.append(_BDAT_LAST_WRITE if last else _BDAT_WRITE)
             self.sent_count += 1
 
     @property
@@ -318,10 +326,7 @@ class SMTPSession:
         return self.rcpt_accepted or 1
 
     def _owe_final(self, kind: Kind) -> None:
-        if not self.lmtp:
-            self._writes.append(_END_WRITE if kind is _END else _BDAT_LAST_WRITE)
-            self.sent_count += 1
-            return
+        """LMTP: the end of the message is owed one ``kind`` reply per accepted RCPT."""
         count = self.final_replies
         self._writes.append((kind,) * count)
         self.sent_count += count
@@ -426,10 +431,7 @@ class SMTPSession:
 
     def _transition(self, kind: Kind, reply: SMTPResponse, code: int) -> None:
         phase = self.phase
-        if kind is _RCPT:
-            if code == 250 or code == 251:
-                self.rcpt_accepted += 1
-        elif kind is _MAIL:
+        if kind is _MAIL:
             if code != 250:
                 # RFC 5321 section 4.1.1.2: a refused MAIL opens no transaction.
                 self._mail_refused = True
@@ -463,6 +465,9 @@ class SMTPSession:
                 self.phase = _P_READY
         elif kind is _QUIT:
             self.phase = _P_CLOSED
+        elif kind is _RCPT and (code == 250 or code == 251):
+            # A RCPT sent on its own (lockstep): what an LMTP session owes a reply for.
+            self.rcpt_accepted += 1
 
     @staticmethod
     def unsolicited(reply: SMTPResponse | None) -> Exception:

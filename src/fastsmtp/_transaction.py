@@ -130,12 +130,12 @@ class MailTransaction:
             if count == 0:
                 raise SMTPRecipientsRefused([])
         elif index <= count:
-            recipient = self.recipients[index - 1]
             if reply.code not in (250, 251):
+                recipient = self.recipients[index - 1]
                 self._errors.append(SMTPRecipientRefused(reply.code, reply.message, recipient))
                 self.refused[recipient] = reply
             else:
-                self.accepted.append(recipient)
+                self.accepted.append(self.recipients[index - 1])
             if index == count and len(self._errors) == count + self._local:
                 if self._local:
                     raise SMTPRecipientsRefusedLocally(self._errors)

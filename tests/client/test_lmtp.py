@@ -423,3 +423,37 @@ async def test_the_default_port_is_24_not_25() -> None:
     with pytest.raises(fastsmtp.SMTPConnectError, match="on port 24"):
         await lmtp.connect()
     assert lmtp.port is None
+
+
+async def test_a_server_that_answers_once_for_two_recipients_is_not_trusted() -> None:
+    # aiosmtpd's LMTP with a handler that returns nothing special sends one "250 OK" after
+    # the data whatever the number of recipients (not RFC 2033 section 4.2). The client
+    # waits for the second reply instead of guessing whose the first was; when the
+    # final-reply timeout ends the wait, the outcome is unknown (nothing is retried).
+    class OneReply:
+        async def handle_EHLO(
+            self,
+            server: SMTPServer,
+            session: Session,
+            envelope: Envelope,
+            hostname: str,
+            responses: list[str],
+        ) -> list[str]:
+            session.host_name = hostname
+            return responses
+
+    controller = TCPLMTPController(OneReply(), hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        lmtp = LMTP(
+            hostname="127.0.0.1",
+            port=controller.port,
+            timeout=fastsmtp.Timeouts(10, final_reply=0.5),
+        )
+        async with lmtp:
+            with pytest.raises(fastsmtp.SMTPTimeoutError) as info:
+                await lmtp.sendmail("s@example.com", ["a@example.com", "b@example.com"], MESSAGE)
+            assert not lmtp.is_connected
+    finally:
+        controller.stop()
+    assert info.value.outcome_unknown

@@ -7,8 +7,11 @@ import pickle
 from types import ModuleType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fastsmtp
+from fastsmtp._reply_text import parse_enhanced_status, parse_queue_id
 from fastsmtp.errors import SMTPDataError, SMTPRecipientRefused, SMTPResponseException
 from fastsmtp.response import SMTPResponse
 from fastsmtp.results import RecipientRefusal, SendResult, SendStatus, enhanced_status, queue_id
@@ -142,3 +145,19 @@ def test_an_exceptions_args_are_unchanged() -> None:
     error = SMTPRecipientRefused(550, "5.1.1 gone", "a@x")
     assert error.args == (550, "5.1.1 gone", "a@x")
     assert pickle.loads(pickle.dumps(error)).enhanced_status == "5.1.1"
+
+
+_TEXT = st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=0x2FF), max_size=200)
+
+
+@given(
+    prefix=st.sampled_from(["", "2.0.0 ", "Ok: queued as ", "OK id=", "Ok ", "<a@b> "]),
+    text=_TEXT,
+)
+def test_whatever_the_text_a_queue_id_is_a_word_of_it(prefix: str, text: str) -> None:
+    # A hostile or odd reply text never raises, and what is returned was in the text.
+    whole = prefix + text
+    found = parse_queue_id(whole)
+    assert found is None or (found in whole and found.strip() == found and found)
+    status = parse_enhanced_status(whole)
+    assert status is None or whole.startswith(status)

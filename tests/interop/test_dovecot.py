@@ -115,7 +115,7 @@ async def test_lmtp_delivers_to_maildir(mail_servers: MailServers, transport: st
         assert delivered.content == expected_bytes(body)
 
 
-def _lmtp_client(mail_servers: MailServers, transport: str) -> LMTP:
+def _lmtp_client(mail_servers: MailServers, transport: str, chunking: bool = False) -> LMTP:
     """Over TCP with STARTTLS (Dovecot offers it; the certificate is checked), over the
     Unix socket in the clear."""
     if transport == "tcp":
@@ -124,8 +124,11 @@ def _lmtp_client(mail_servers: MailServers, transport: str) -> LMTP:
             port=mail_servers.lmtp_port,
             tls_context=mail_servers.tls_context(),
             timeout=30,
+            chunking=chunking,
         )
-    return LMTP(socket_path=mail_servers.lmtp_socket, start_tls=False, timeout=30)
+    return LMTP(
+        socket_path=mail_servers.lmtp_socket, start_tls=False, timeout=30, chunking=chunking
+    )
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
@@ -187,3 +190,24 @@ async def test_lmtp_client_one_recipient_over_quota(
     assert result.refused[full].enhanced_status == refused[full].enhanced_status
     assert len(Maildir(mail_servers.lmtp_maildir(ok.split("@")[0])).scan()) == 2
     assert Maildir(mail_servers.lmtp_maildir(full.split("@")[0])).scan() == []
+
+
+async def test_lmtp_client_bdat(mail_servers: MailServers) -> None:
+    """Dovecot advertises CHUNKING over LMTP: with ``chunking=True`` the message goes as
+    BDAT and the per-recipient replies answer BDAT LAST (RFC 2033 section 4.2, RFC 3030);
+    a full mailbox among them is refused there."""
+    ok = "bdat-ok@example.test"
+    body = (
+        f"From: {SENDER}\r\nTo: {ok}\r\nSubject: BDAT over LMTP\r\n\r\n"
+        + ".dot line\r\n"
+        + ("z" * 70 + "\r\n") * 100
+    ).encode()
+    async with _lmtp_client(mail_servers, "unix", chunking=True) as lmtp:
+        result = await lmtp.deliver(SENDER, [ok, mail_servers.lmtp_full], body)
+        # chunking=True sends BDAT or raises SMTPNotSupported: it was advertised.
+        assert lmtp.supports_extension("chunking")
+    assert result.status is SendStatus.PARTIALLY_SENT
+    assert result.accepted == [ok]
+    assert result.refused[mail_servers.lmtp_full].enhanced_status in ("4.2.2", "5.2.2")
+    [delivered] = Maildir(mail_servers.lmtp_maildir("bdat-ok")).scan()
+    assert delivered.content == expected_bytes(body)

@@ -373,7 +373,7 @@ async def test_streamed_body_with_size_and_progress(
 
 async def test_pool_send_many(mail_servers: MailServers, inbox: Maildir) -> None:
     """``SMTPPool.send_many``: 500 messages over at most 4 STARTTLS + AUTH connections,
-    each delivered exactly once."""
+    each delivered exactly once, each result with its message's queue id."""
     messages = []
     for i in range(500):
         message = EmailMessage()
@@ -402,6 +402,13 @@ async def test_pool_send_many(mail_servers: MailServers, inbox: Maildir) -> None
     assert sorted(ids) == sorted(str(m["Message-ID"]) for m in messages)  # once each
     by_id = {str(m["Message-ID"]): m for m in messages}
     assert all(d.content == expected_bytes(by_id[d.header("Message-ID") or ""]) for d in delivered)
+    # Each result carries its own message's Postfix queue id: the one in the Received field
+    # Postfix added to that message (pipelined final replies paired with their messages).
+    queue_ids = {str(m["Message-ID"]): r.queue_id for m, r in zip(messages, results, strict=True)}
+    assert None not in queue_ids.values() and len(set(queue_ids.values())) == 500
+    for copy_ in delivered:
+        received = " ".join(value for name, value in copy_.trace if name == "received")
+        assert re.search(rf"\bid {queue_ids[copy_.header('Message-ID') or '']}\b", received)
     # Every session has ended (and been logged): the pool opened at most 4.
     await wait_until(
         lambda: (

@@ -23,6 +23,7 @@ from .errors import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+from .lmtp import LMTP as LMTP  # additive: importable, not in __all__
 from .pool import Relay as Relay
 from .pool import RelaysUnavailableError as RelaysUnavailableError
 from .pool import SMTPPool as SMTPPool  # additive: importable, not in __all__ (see below)
@@ -30,6 +31,8 @@ from .response import SMTPResponse
 from .results import RecipientRefusal as RecipientRefusal
 from .results import SendResult as SendResult
 from .results import SendStatus as SendStatus
+from .results import enhanced_status as enhanced_status
+from .results import queue_id as queue_id
 from .smtp import SMTP
 from .typing import SMTPStatus, SMTPTokenGenerator
 
@@ -40,8 +43,9 @@ __license__ = "MIT"
 __copyright__ = "Copyright 2026 fastsmtp developers"
 
 # Exactly aiosmtplib's names. fastsmtp's additions (SMTPPool, Relay,
-# RelaysUnavailableError, SendResult, SendStatus, RecipientRefusal, Timeouts, DSN,
-# DSNRecipient) are importable from here but deliberately not listed.
+# RelaysUnavailableError, LMTP, SendResult, SendStatus, RecipientRefusal, Timeouts, DSN,
+# DSNRecipient, queue_id, enhanced_status) are importable from here but deliberately not
+# listed.
 __all__ = (
     "send",
     "SMTP",

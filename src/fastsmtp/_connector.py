@@ -21,8 +21,9 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._options import ConnectionOptions
+from ._options import LMTP_PORT, ConnectionOptions
 from ._proxy import ProxyError, ProxyURL, connect_via
+from ._session import SMTPSession
 from .errors import (
     SMTPConnectError,
     SMTPConnectResponseError,
@@ -119,14 +120,20 @@ async def open_channel(
     on_lost: Callable[[SMTPProtocol], None] | None = None,
     *,
     greeting_timeout: float | None,
+    lmtp: bool = False,
 ) -> tuple[SMTPProtocol, SMTPResponse]:
     """Connect and read the 220 greeting; returns the protocol and the greeting.
-    ``on_lost(protocol)`` is called when that connection ends."""
+    ``on_lost(protocol)`` is called when that connection ends; ``lmtp`` makes it an
+    LMTP session (RFC 2033)."""
     loop = asyncio.get_running_loop()
     context = await tls_context(options) if options.use_tls else None
     handshake_timeout = timeout if context is not None else None
     host = options.hostname if options.hostname is not None else "localhost"
-    port = options.port if options.port is not None else options.default_port()
+    if options.port is not None:
+        port = options.port
+    else:
+        # RFC 2033 section 5: LMTP never on port 25; 24 is where servers put it.
+        port = LMTP_PORT if lmtp else options.default_port()
     if options.sock is not None or options.socket_path is not None:
         where = f"{options.hostname} on port {options.port}"
     else:
@@ -134,7 +141,8 @@ async def open_channel(
     server_hostname = options.hostname if context is not None else None
 
     def factory() -> SMTPProtocol:
-        return SMTPProtocol(loop=loop, connection_lost_callback=on_lost)
+        session = SMTPSession(lmtp=True) if lmtp else None
+        return SMTPProtocol(loop=loop, connection_lost_callback=on_lost, session=session)
 
     proxy = options.proxy
     if proxy is not None:

@@ -84,6 +84,7 @@ class Link:
         "execute",
         "greet",
         "idle_server",
+        "lmtp",
         "options",
         "protocol",
         "refusal",
@@ -100,6 +101,8 @@ class Link:
         #: The owner's ``execute_command`` and its EHLO-or-HELO-if-needed.
         self.execute = execute
         self.greet = greet
+        #: Open LMTP sessions (RFC 2033) rather than SMTP ones (the LMTP client's).
+        self.lmtp = False
         self.protocol: SMTPProtocol | None = None
         #: What is known of the server while there is no connection (nothing).
         self.idle_server = ServerState()
@@ -136,7 +139,11 @@ class Link:
             await _connector.local_hostname(self.options)
             phases = self.options.phases(timeout)
             self.protocol, response = await _connector.open_channel(
-                self.options, phases.connect, self.forget, greeting_timeout=phases.greeting
+                self.options,
+                phases.connect,
+                self.forget,
+                greeting_timeout=phases.greeting,
+                lmtp=self.lmtp,
             )
         except BaseException:
             self.close()
@@ -383,13 +390,17 @@ class Link:
         message: MessageSource,
         timeout: float | Timeouts | Default | None,
         progress: ProgressCallback | None,
-    ) -> SMTPResponse:
-        """DATA, then the body after its 354, in one turn (RFC 5321 section 4.1.1.4)."""
+        accepted: list[str] | None = None,
+    ) -> Submission:
+        """DATA, then the body after its 354, in one turn (RFC 5321 section 4.1.1.4).
+        Returns the message with its final reply judged (``accepted``: over LMTP, the
+        recipients the replies after it are for, RFC 2033 section 4.2)."""
         async with self.exchange() as protocol:
             start = await self.execute(b"DATA", timeout=timeout)
             if start.code != 354:
                 raise SMTPDataError(start.code, start.message)
-            return await send_body(protocol, message, self.options.phases(timeout), progress)
+            phases = self.options.phases(timeout)
+            return await send_body(protocol, message, phases, progress, accepted)
 
     async def quit(self, timeout: float | Timeouts | Default | None) -> SMTPResponse:
         """QUIT; on 221 the one clean close (RFC 5321 section 4.1.1.10). The connection

@@ -19,6 +19,7 @@ from .typing import Default, SMTPTokenGenerator, SocketPathType, _default
 
 __all__ = (
     "DEFAULT_TIMEOUT",
+    "LMTP_PORT",
     "OPTION_NAMES",
     "SMTP_PORT",
     "SMTP_STARTTLS_PORT",
@@ -34,6 +35,8 @@ _T = TypeVar("_T")
 SMTP_PORT = 25
 SMTP_TLS_PORT = 465
 SMTP_STARTTLS_PORT = 587
+#: LMTP's usual TCP port (RFC 2033 section 5 forbids 25; IANA's "private mail system").
+LMTP_PORT = 24
 DEFAULT_TIMEOUT = 60
 
 #: The options and their defaults, in aiosmtplib's order.

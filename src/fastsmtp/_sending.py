@@ -33,6 +33,7 @@ from ._commands import command_args, message_size
 from ._connector import certificate_verified
 from ._envelope import Envelope, message_envelope, prepare_message
 from ._extensions import check_size
+from ._lmtp import judge_deliveries
 from ._options import ConnectionOptions, Timeouts
 from ._session import Phase
 from ._speedups import DataEncoder
@@ -80,21 +81,33 @@ class Submission:
 
     Awaiting :meth:`reply` is how the caller learns the message's fate; not awaiting it
     loses nothing on the connection (the reply is still read in order), only the verdict.
+
+    Over LMTP (``accepted`` given: the recipients whose RCPT succeeded, in order) the
+    final reply is one reply per recipient (RFC 2033 section 4.2): :meth:`reply` moves
+    those refused after the message into ``refused``, fills ``replies`` (recipient to its
+    own final reply) and returns the first 250; it raises ``LMTPDataError`` only when
+    every recipient was refused.
     """
 
-    __slots__ = ("_future", "_protocol", "_response", "refused")
+    __slots__ = ("_accepted", "_final", "_future", "_protocol", "_response", "refused", "replies")
 
     def __init__(
         self,
         refused: dict[str, SMTPResponse],
         protocol: SMTPProtocol,
         future: asyncio.Future[list[SMTPResponse]] | None,
-        response: SMTPResponse | None = None,
+        final: list[SMTPResponse] | None = None,
+        *,
+        accepted: list[str] | None = None,
     ) -> None:
         self.refused = refused
+        #: The final reply for each recipient that got the message (LMTP only).
+        self.replies: dict[str, SMTPResponse] = {}
         self._protocol = protocol
         self._future = future
-        self._response = response
+        self._final = final
+        self._accepted = accepted
+        self._response: SMTPResponse | None = None
 
     async def reply(self) -> SMTPResponse:
         """The 250 final reply; raises SMTPDataError (and friends) as ``sendmail`` does,
@@ -103,16 +116,26 @@ class Submission:
         if response is not None:
             return response
         protocol = self._protocol
-        future = self._future
-        assert future is not None
-        try:
-            response = (await future)[0]
-        except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as exc:
-            _final_failure(exc)
-            protocol.abort()
-            raise
-        if response.code != 250:
-            protocol.session.judge_final(response)  # raises SMTPDataError
+        final = self._final
+        if final is None:
+            future = self._future
+            assert future is not None
+            try:
+                final = await future
+            except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as exc:
+                _final_failure(exc)
+                protocol.abort()
+                raise
+        if self._accepted is not None:
+            # LMTPDataError if no recipient got it.
+            deliveries = judge_deliveries(self._accepted, final, self.refused)
+            self.refused.update(deliveries.refused)
+            self.replies = deliveries.delivered
+            response = deliveries.reply
+        else:
+            response = final[0]
+            if response.code != 250:
+                protocol.session.judge_final(response)  # raises SMTPDataError
         self._response = response
         return response
 
@@ -195,16 +218,21 @@ async def transact(
     )
     pipelined = plan.pipelined
     timeout = phases.command
+    refused = transaction.refused
     async with protocol.turn:
         try:
             await _send_commands(protocol, transaction, pipelined, timeout, execute)
+            # LMTP (RFC 2033 section 4.2): the final reply is one per accepted RCPT.
+            accepted = transaction.accepted if session.lmtp else None
             if bdat is not None:
-                reply = await _send_bdat(protocol, bdat, pipelined, timeout, phases.final_reply)
-                return Submission(transaction.refused, protocol, None, reply)
+                final = await _send_bdat(protocol, bdat, pipelined, timeout, phases.final_reply)
+                submission = Submission(refused, protocol, None, final, accepted=accepted)
+                await submission.reply()
+                return submission
             future = await protocol.write_body(body, phases.final_reply, phases.upload_idle)
+            submission = Submission(refused, protocol, future, accepted=accepted)
             if pipelined:
-                return Submission(transaction.refused, protocol, future)
-            submission = Submission(transaction.refused, protocol, future)
+                return submission
             await submission.reply()  # lockstep: the final reply comes within the turn
             return submission
         except (SMTPResponseException, SMTPRecipientsRefused):
@@ -219,14 +247,18 @@ async def send_body(
     message: MessageSource,
     phases: Timeouts,
     progress: ProgressCallback | None,
-) -> SMTPResponse:
+    accepted: list[str] | None = None,
+) -> Submission:
     """The body after DATA's 354 (RFC 5321 section 4.1.1.4), for ``SMTP.data``; the
-    caller holds the turn. Returns the final reply (SMTPDataError unless 250)."""
+    caller holds the turn. Returns the message, its final reply judged (SMTPDataError
+    unless 250; over LMTP, ``accepted`` names the recipients the replies are for)."""
     chunks, total = message_chunks(message)
     future = await protocol.write_body(
         _dot_stuffed(chunks, progress, total), phases.final_reply, phases.upload_idle
     )
-    return await Submission({}, protocol, future).reply()
+    submission = Submission({}, protocol, future, accepted=accepted)
+    await submission.reply()
+    return submission
 
 
 async def reset_quietly(protocol: SMTPProtocol, timeout: float | None, execute: Execute) -> None:
@@ -295,18 +327,20 @@ async def _send_bdat(
     pipelined: bool,
     timeout: float | None,
     final_timeout: float | None,
-) -> SMTPResponse:
+) -> list[SMTPResponse]:
     """Send the message as BDAT chunks (RFC 3030 section 2), the last with LAST.
 
     Each chunk is sent with its exact size and no dot-stuffing. When pipelined, chunks
     go out without waiting for each 250; the replies are still checked in order, and the
     first refusal ends the transfer (after the replies already owed have been read, so
-    the connection stays in step).
+    the connection stays in step). Returns the replies to LAST: one over SMTP, one per
+    accepted recipient over LMTP (RFC 2033 section 4.2), judged by the caller.
     """
     outstanding: collections.deque[asyncio.Future[list[SMTPResponse]]] = collections.deque()
     last_future: asyncio.Future[list[SMTPResponse]] | None = None
     failure: SMTPResponse | None = None
-    final: SMTPResponse | None = None
+    final: list[SMTPResponse] | None = None
+    lmtp = protocol.session.lmtp
 
     async def collect(wait: bool) -> None:
         """Judge the replies owed: all of them, or (``wait`` False) those in."""
@@ -314,12 +348,16 @@ async def _send_bdat(
         while outstanding and (wait or outstanding[0].done()):
             future = outstanding.popleft()
             try:
-                reply = (await future)[0]
+                replies = await future
             except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException) as exc:
                 if future is last_future:  # the reply to LAST decides the message
                     _final_failure(exc)
                 raise
-            final = reply
+            if future is last_future:
+                final = replies
+                if lmtp:
+                    return  # each reply is one recipient's fate, judged by the caller
+            reply = replies[0]
             if reply.code != 250 and failure is None:
                 failure = reply
 

@@ -21,6 +21,12 @@ Phases, with the events that move between them (``w:`` the client wrote, ``r:`` 
     READY --w:STARTTLS--> STARTTLS --handshake done--> READY (server state forgotten)
     any --w:QUIT--> QUIT;  any --r:421 / connection lost / aborted--> CLOSED
 
+An LMTP session (RFC 2033, ``SMTPSession(lmtp=True)``) is the same machine with two
+differences: LHLO stands for EHLO (section 4.1), and the end of a message (the final dot,
+or BDAT LAST) is owed one reply per recipient whose RCPT succeeded, in RCPT order
+(section 4.2); the session counts those RCPT replies as it takes them
+(:attr:`SMTPSession.final_replies`).
+
 The phase is the *writer's* view: once the end of a message is written the phase is READY
 again and the final reply is simply one more reply owed, so the next transaction can be
 pipelined behind it.
@@ -180,7 +186,7 @@ _PLANS = {
 
 
 class SMTPSession:
-    """The state of one SMTP connection and the judge of every reply. No I/O."""
+    """The state of one SMTP (or LMTP) connection and the judge of every reply. No I/O."""
 
     __slots__ = (
         "_before_data",
@@ -188,13 +194,20 @@ class SMTPSession:
         "_taken",
         "_writes",
         "early_reply",
+        "lmtp",
         "phase",
+        "rcpt_accepted",
         "received_count",
         "sent_count",
         "server",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, lmtp: bool = False) -> None:
+        #: LMTP (RFC 2033) rather than SMTP: LHLO, and a final reply per recipient.
+        self.lmtp = lmtp
+        #: RCPT commands of the open transaction answered 250/251 so far (what an LMTP
+        #: session owes a reply each after the message).
+        self.rcpt_accepted = 0
         self.phase = _P_GREETING
         # The greeting is the first reply the server owes (RFC 5321 section 3.1).
         # What each write's replies answer, one tuple per write, oldest first; the
@@ -226,6 +239,7 @@ class SMTPSession:
             # One transaction's commands (MailTransaction: MAIL, RCPT..., maybe DATA),
             # pipelined or MAIL alone: only the ends can change the phase.
             self._mail_refused = False
+            self.rcpt_accepted = 0
             if kinds[-1] is _DATA:
                 self._before_data = _P_TRANSACTION
                 self.phase = _P_DATA_SENT
@@ -240,6 +254,7 @@ class SMTPSession:
             if kind is _MAIL:
                 phase = _P_TRANSACTION
                 self._mail_refused = False
+                self.rcpt_accepted = 0
             elif kind is _DATA:
                 self._before_data = phase
                 phase = _P_DATA_SENT
@@ -247,6 +262,7 @@ class SMTPSession:
                 # RFC 5321 sections 4.1.1.5 and 4.1.4: RSET, EHLO and HELO end any
                 # transaction.
                 phase = _P_READY
+                self.rcpt_accepted = 0
             elif kind is _AUTH:
                 phase = _P_AUTH
             elif kind is _STARTTLS:
@@ -265,8 +281,11 @@ class SMTPSession:
         """
         self._check_body()
         self.early_reply = False
-        self._writes.append(_END_WRITE)
-        self.sent_count += 1
+        if self.lmtp:
+            self._owe_final(_END)
+        else:
+            self._writes.append(_END_WRITE)
+            self.sent_count += 1
 
     def body_sent(self) -> None:
         """A whole DATA body, ``CRLF.CRLF`` included, was written in one write
@@ -274,8 +293,11 @@ class SMTPSession:
         if self.phase is not _P_BODY:
             self._check_body()
         self.early_reply = False
-        self._writes.append(_END_WRITE)
-        self.sent_count += 1
+        if self.lmtp:
+            self._owe_final(_END)
+        else:
+            self._writes.append(_END_WRITE)
+            self.sent_count += 1
         if self.phase is _P_BODY:
             self.phase = _P_READY
 
@@ -288,8 +310,26 @@ class SMTPSession:
         """A BDAT command line was written; its chunk follows (RFC 3030 section 2)."""
         self._check_open()
         self.phase = _P_BODY
-        self._writes.append(_BDAT_LAST_WRITE if last else _BDAT_WRITE)
-        self.sent_count += 1
+        if last and self.lmtp:
+            self._owe_final(_BDAT_LAST)
+        else:
+            self._writes.append(_BDAT_LAST_WRITE if last else _BDAT_WRITE)
+            self.sent_count += 1
+
+    @property
+    def final_replies(self) -> int:
+        """How many replies the end of the message being sent is owed: one over SMTP;
+        over LMTP one per successful RCPT, in RCPT order (RFC 2033 section 4.2; with
+        none, DATA must fail, so a server that reads a body anyway is owed one)."""
+        if not self.lmtp:
+            return 1
+        return self.rcpt_accepted or 1
+
+    def _owe_final(self, kind: Kind) -> None:
+        """LMTP: the end of the message is owed one ``kind`` reply per accepted RCPT."""
+        count = self.final_replies
+        self._writes.append((kind,) * count)
+        self.sent_count += count
 
     def chunk_written(self, last: bool) -> None:
         """The chunk announced by the last BDAT is written in full."""
@@ -355,6 +395,8 @@ class SMTPSession:
             elif first is _MAIL:
                 if start == 0 and replies[0].code != 250:
                     self._transition(_MAIL, replies[0], replies[0].code)
+                if self.lmtp:
+                    self._count_rcpts(kinds, replies, start, end)
                 last = len(kinds) - 1
                 if end > last and kinds[last] is _DATA:
                     self._transition(_DATA, replies[last], replies[last].code)
@@ -379,6 +421,13 @@ class SMTPSession:
             self._taken = 0
         else:
             self._taken = end
+
+    def _count_rcpts(
+        self, kinds: tuple[Kind, ...], replies: list[SMTPResponse], start: int, end: int
+    ) -> None:
+        for index in range(max(start, 1), end):
+            if kinds[index] is _RCPT and replies[index].code in (250, 251):
+                self.rcpt_accepted += 1
 
     def _transition(self, kind: Kind, reply: SMTPResponse, code: int) -> None:
         phase = self.phase
@@ -416,6 +465,9 @@ class SMTPSession:
                 self.phase = _P_READY
         elif kind is _QUIT:
             self.phase = _P_CLOSED
+        elif kind is _RCPT and (code == 250 or code == 251):
+            # A RCPT sent on its own (lockstep): what an LMTP session owes a reply for.
+            self.rcpt_accepted += 1
 
     @staticmethod
     def unsolicited(reply: SMTPResponse | None) -> Exception:
@@ -466,7 +518,10 @@ class SMTPSession:
         """
         if self.phase is _P_AUTH:
             return _AUTH
-        return _VERB_KINDS.get(verb.upper(), _COMMAND)
+        verb = verb.upper()
+        if self.lmtp and verb == b"LHLO":
+            return _EHLO  # RFC 2033 section 4.1: LHLO is LMTP's EHLO
+        return _VERB_KINDS.get(verb, _COMMAND)
 
     def plan(
         self,

@@ -64,6 +64,7 @@ class MailTransaction:
         "_errors",
         "_local",
         "_next",
+        "accepted",
         "commands",
         "data_accepted",
         "kinds",
@@ -96,6 +97,9 @@ class MailTransaction:
                 _GROUPS[len(rcpts), with_data] = kinds
         self.kinds: tuple[Kind, ...] = kinds
         self.refused: dict[str, SMTPResponse] = {}
+        #: Recipients whose RCPT succeeded, in RCPT order (over LMTP, each is owed its
+        #: own reply after the message: RFC 2033 section 4.2).
+        self.accepted: list[str] = []
         self._errors: list[SMTPRecipientRefused] = []
         self._local = len(local)
         for error in local:
@@ -130,6 +134,8 @@ class MailTransaction:
                 recipient = self.recipients[index - 1]
                 self._errors.append(SMTPRecipientRefused(reply.code, reply.message, recipient))
                 self.refused[recipient] = reply
+            else:
+                self.accepted.append(self.recipients[index - 1])
             if index == count and len(self._errors) == count + self._local:
                 if self._local:
                     raise SMTPRecipientsRefusedLocally(self._errors)

@@ -14,6 +14,9 @@ import email.errors
 from asyncio import TimeoutError as TimeoutError
 from typing import TYPE_CHECKING
 
+from ._reply_text import parse_enhanced_status
+from .response import SMTPResponse
+
 __all__ = (
     "SMTPAuthenticationError",
     "SMTPConnectError",
@@ -81,6 +84,12 @@ class SMTPResponseException(SMTPException):
         self.code = code
         self.message = message
 
+    @property
+    def enhanced_status(self) -> str | None:
+        """The RFC 3463 code at the start of the reply text (``"5.1.1"``), or None
+        (fastsmtp's addition: computed from ``message``, not an argument)."""
+        return parse_enhanced_status(self.message)
+
 
 class SMTPConnectResponseError(SMTPResponseException, SMTPConnectError):
     """The greeting was not 220."""
@@ -92,6 +101,22 @@ class SMTPHeloError(SMTPResponseException):
 
 class SMTPDataError(SMTPResponseException):
     """DATA, or the message body, was refused."""
+
+
+class LMTPDataError(SMTPDataError):
+    """LMTP (RFC 2033 section 4.2): after the message, the server refused it for every
+    recipient it had accepted (fastsmtp only; not in ``__all__``).
+
+    ``code`` and ``message`` are the first refusal's after the message; ``refused`` maps
+    every recipient to the reply that refused it (at RCPT, or after the message), as
+    ``sendmail``'s refused dict does.
+    """
+
+    def __init__(self, code: int, message: str, refused: dict[str, SMTPResponse], /) -> None:
+        Exception.__init__(self, code, message, refused)
+        self.code = code
+        self.message = message
+        self.refused = refused
 
 
 class SMTPAuthenticationError(SMTPResponseException):

@@ -250,7 +250,8 @@ class SMTPProtocol(asyncio.Protocol):
         """
         self._raise_if_unusable()
         session = self.session
-        batch = Batch(self._loop.create_future(), 1)
+        # One final reply; over LMTP one per accepted recipient (RFC 2033 section 4.2).
+        batch = Batch(self._loop.create_future(), session.final_replies)
         sent = 0
         if isinstance(body, bytes):
             # A whole body is small (a larger message comes as a stream of pieces, so
@@ -267,7 +268,7 @@ class SMTPProtocol(asyncio.Protocol):
             self._outstanding.append(batch)
             async with contextlib.aclosing(body):
                 async for chunk in body:
-                    if batch.future.done():
+                    if batch.future.done() or session.early_reply:
                         break
                     self._raise_if_unusable()
                     self._transport_write(chunk)
@@ -301,8 +302,10 @@ class SMTPProtocol(asyncio.Protocol):
         The caller holds the turn and awaits the returned future for the reply.
         """
         self._raise_if_unusable()
-        self.session.bdat_sent(last)
-        batch = Batch(self._loop.create_future(), 1)
+        session = self.session
+        # The replies to LAST: over LMTP one per accepted recipient (RFC 2033 section 4.2).
+        batch = Batch(self._loop.create_future(), session.final_replies if last else 1)
+        session.bdat_sent(last)
         self._outstanding.append(batch)
         transport = cast(asyncio.WriteTransport, self.transport)
         if log.isEnabledFor(logging.DEBUG):

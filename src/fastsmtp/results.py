@@ -14,21 +14,45 @@ advertised ENHANCEDSTATUSCODES (RFC 2034)::
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 
+from ._reply_text import parse_enhanced_status as parse_enhanced_status
+from ._reply_text import parse_queue_id
+from .errors import SMTPResponseException
 from .response import SMTPResponse
 
-__all__ = ("RecipientRefusal", "SendResult", "SendStatus", "parse_enhanced_status")
+__all__ = (
+    "RecipientRefusal",
+    "SendResult",
+    "SendStatus",
+    "enhanced_status",
+    "parse_enhanced_status",
+    "queue_id",
+)
 
-# RFC 3463 section 2; RFC 2034 section 4 puts it first in the text, followed by a space.
-_ENHANCED = re.compile(r"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?=[ \t\n]|$)")
+
+def queue_id(reply: SMTPResponse | SMTPResponseException | str | None) -> str | None:
+    """The queue id the server gave an accepted message, or None.
+
+    ``reply`` is a final reply (a 2yz ``SMTPResponse``), or the text of one (what
+    ``sendmail`` returns). Read from the reply shapes of Postfix (``queued as``), Exim
+    (``id=``), Sendmail, Exchange/Office 365 (``InternalId``), Gmail, SendGrid, Amazon
+    SES and Dovecot LMTP; a refusal, or a text in no known shape, has none.
+    """
+    if reply is None or isinstance(reply, SMTPResponseException):
+        return None
+    if isinstance(reply, str):
+        return parse_queue_id(reply)
+    return reply.queue_id
 
 
-def parse_enhanced_status(text: str) -> str | None:
-    """The enhanced status code at the start of a reply text (``"4.7.0"``), or None."""
-    match = _ENHANCED.match(text)
-    return match.group(0) if match is not None else None
+def enhanced_status(reply: SMTPResponse | SMTPResponseException | str | None) -> str | None:
+    """The RFC 3463 enhanced status code (``"5.1.1"``) of a reply, a refusal exception
+    or a reply text, or None. Read from the text whether or not the server advertised
+    ENHANCEDSTATUSCODES (RFC 2034): a text starting with one carries one."""
+    if reply is None:
+        return None
+    return parse_enhanced_status(reply if isinstance(reply, str) else reply.message)
 
 
 class SendStatus(enum.Enum):
@@ -98,6 +122,16 @@ class SendResult:
     #: ``reply``: the one that took the message. For a message delivered to nobody,
     #: the relay of its last attempt that reached one (None if none did).
     relay: str | None = None
+    #: The final reply for each accepted recipient, where the server gives one per
+    #: recipient (LMTP, RFC 2033 section 4.2); empty over SMTP, where ``reply`` is the
+    #: one final reply for them all.
+    replies: dict[str, SMTPResponse] = field(default_factory=dict)
+
+    @property
+    def queue_id(self) -> str | None:
+        """The queue id in the final reply of a message that was delivered (see
+        :func:`queue_id`), or None."""
+        return queue_id(self.reply) if self.ok else None
 
     @property
     def ok(self) -> bool:

@@ -23,7 +23,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 from ._auth import CramMD5, Login, Plain, XOAuth2
 from ._commands import command_args, mail_line, rcpt_line, vrfy_line
@@ -98,6 +98,8 @@ class SMTP:
 
     # SCRAM first (its -PLUS variant when TLS allows), then aiosmtplib's order.
     AUTH_METHODS: tuple[str, ...] = ("scram-sha-256", "scram-sha-1", "cram-md5", "plain", "login")
+    #: Speak LMTP (RFC 2033) rather than SMTP: :class:`fastsmtp.lmtp.LMTP` sets it.
+    _lmtp: ClassVar[bool] = False
 
     hostname = OptionAttribute[str | None]("hostname")
     port = OptionAttribute[int | None]("port")
@@ -148,6 +150,7 @@ class SMTP:
     ) -> None:
         self._options = options = ConnectionOptions.from_arguments(locals())
         self._link = Link(options, self.execute_command, self._ehlo_or_helo_if_needed)
+        self._link.lmtp = self._lmtp
         self.loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -425,7 +428,7 @@ class SMTP:
             raise SMTPServerDisconnected("Connection lost")
         check_source(message)
         await self._ehlo_or_helo_if_needed()
-        return await self._link.data(message, timeout, progress)
+        return await (await self._link.data(message, timeout, progress)).reply()
 
     async def quit(self, *, timeout: _Timeout = _default) -> SMTPResponse:
         """Send QUIT and close the connection."""

@@ -13,7 +13,8 @@
 * Dovecot (``dovecot -F -c FILE``) with its own base and state directories: the auth
   service Postfix uses, a submission service (STARTTLS + AUTH, relaying into the Postfix
   above) and LMTP on a TCP port and a Unix socket, delivering to
-  ``<root>/lmtp/<local part>/Maildir/``.
+  ``<root>/lmtp/<local part>/Maildir/``; the LMTP user ``lmtp-full`` has a quota of
+  1 kB, so a larger message is refused for it after the data (RFC 2033 section 4.2).
 
 Ports come from the OS (bind port 0, then hand the number over; a start that loses the
 race is retried with fresh ports). The certificate is issued for ``127.0.0.1`` and
@@ -62,6 +63,7 @@ DEFERRED_LOCAL = "deferred"
 #: Accepted at RCPT, then bounced (the whole message goes to the error transport): a
 #: delivery status notification of failure (RFC 3464) comes back to the sender.
 BOUNCED_LOCAL = "bounced"
+LMTP_FULL_LOCAL = "lmtp-full"  # an LMTP mailbox over quota
 REFUSED_REPLY = "550 5.1.1 Recipient refused for the fastsmtp interop tests"
 DEFERRED_REPLY = "450 4.2.0 Recipient deferred for the fastsmtp interop tests"
 MESSAGE_SIZE_LIMIT = 20 * 1024 * 1024
@@ -144,6 +146,7 @@ class MailServers:
     refused = f"{REFUSED_LOCAL}@{DOMAIN}"
     deferred = f"{DEFERRED_LOCAL}@{DOMAIN}"
     bounced = f"{BOUNCED_LOCAL}@{DOMAIN}"
+    lmtp_full = f"{LMTP_FULL_LOCAL}@{DOMAIN}"
 
     def tls_context(self) -> ssl.SSLContext:
         """A client context that trusts only the test CA (hostname checked)."""
@@ -377,6 +380,14 @@ def _dovecot_config(servers: MailServers, auth_socket: Path, chain: Path, key: P
     lmtp = root / "lmtp"
     lmtp.mkdir(0o755, exist_ok=True)
     os.chown(lmtp, MAIL_UID, MAIL_UID)
+    # One LMTP user with its own quota rule (1 kB, so a message of a few kB is over it);
+    # everyone else comes from the static userdb below, without quota.
+    lmtp_users = base / "lmtp-users"
+    _write(
+        lmtp_users,
+        f"{servers.lmtp_full}::{MAIL_UID}:{MAIL_UID}::{lmtp / LMTP_FULL_LOCAL}::"
+        "userdb_quota_rule=*:storage=1\n",
+    )
     config = base / "dovecot.conf"
     _write(
         config,
@@ -410,6 +421,10 @@ passdb {{
   args = {users}
 }}
 userdb {{
+  driver = passwd-file
+  args = {lmtp_users}
+}}
+userdb {{
   driver = static
   args = uid={MAIL_UID} gid={MAIL_UID} home={lmtp}/%Ln allow_all_users=yes
 }}
@@ -425,6 +440,10 @@ service submission-login {{
     address = 127.0.0.1
     port = {servers.submission_port}
   }}
+}}
+mail_plugins = quota
+plugin {{
+  quota = maildir:User quota
 }}
 service lmtp {{
   inet_listener lmtp {{

@@ -1,5 +1,5 @@
-"""Dovecot's submission service (with fastsmtp) and LMTP service (a raw exchange, for a
-later LMTP client), both checked in the delivered Maildir."""
+"""Dovecot's submission service (with fastsmtp) and LMTP service (a raw exchange, and
+fastsmtp's LMTP client), each checked in the delivered Maildir."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from email.utils import make_msgid
 import pytest
 
 import fastsmtp
+from fastsmtp import LMTP, SendStatus
 
 from .kit import Maildir, expected_bytes
 from .servers import MailServers
@@ -112,3 +113,101 @@ async def test_lmtp_delivers_to_maildir(mail_servers: MailServers, transport: st
         [delivered] = maildir.scan()
         assert delivered.return_path == f"<{SENDER}>"
         assert delivered.content == expected_bytes(body)
+
+
+def _lmtp_client(mail_servers: MailServers, transport: str, chunking: bool = False) -> LMTP:
+    """Over TCP with STARTTLS (Dovecot offers it; the certificate is checked), over the
+    Unix socket in the clear."""
+    if transport == "tcp":
+        return LMTP(
+            hostname="127.0.0.1",
+            port=mail_servers.lmtp_port,
+            tls_context=mail_servers.tls_context(),
+            timeout=30,
+            chunking=chunking,
+        )
+    return LMTP(
+        socket_path=mail_servers.lmtp_socket, start_tls=False, timeout=30, chunking=chunking
+    )
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+async def test_lmtp_client_delivers_to_maildir(mail_servers: MailServers, transport: str) -> None:
+    """fastsmtp's LMTP client to Dovecot: LHLO, pipelined MAIL/RCPT/DATA, one 250 per
+    recipient (each with Dovecot's session id as its queue id); each Maildir holds the
+    message as sent."""
+    recipients = [f"client-{transport}-1@example.test", f"client-{transport}-2@example.test"]
+    message = EmailMessage()
+    message["From"] = SENDER
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = f"fastsmtp LMTP over {transport}"
+    message["Message-ID"] = make_msgid(domain="example.test")
+    message.set_content(".starts with a dot\n.\n..\nend\n")
+    async with _lmtp_client(mail_servers, transport) as lmtp:
+        result = await lmtp.deliver_message(message)
+        assert lmtp.supports_extension("pipelining")  # RFC 2033 section 5
+        assert (lmtp.get_transport_info("sslcontext") is not None) == (transport == "tcp")
+    assert result.status is SendStatus.SENT
+    assert result.accepted == recipients
+    for recipient in recipients:
+        reply = result.replies[recipient]
+        assert reply.code == 250 and reply.enhanced_status == "2.0.0"
+        assert f"<{recipient}>" in reply.message
+        assert reply.queue_id is not None and reply.queue_id in reply.message
+        [delivered] = Maildir(mail_servers.lmtp_maildir(recipient.split("@")[0])).scan()
+        assert delivered.return_path == f"<{SENDER}>"
+        assert delivered.content == expected_bytes(message)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+async def test_lmtp_client_one_recipient_over_quota(
+    mail_servers: MailServers, transport: str
+) -> None:
+    """A mailbox over quota is refused after the data while the others get the message
+    (RFC 2033 section 4.2): sendmail reports it in ``refused``, deliver() per recipient;
+    alone, it is an LMTPDataError and nothing is delivered."""
+    ok = f"quota-{transport}@example.test"
+    full = mail_servers.lmtp_full
+    body = (
+        f"From: {SENDER}\r\nTo: {ok}, {full}\r\nSubject: over quota\r\n\r\n" + "x" * 70 + "\r\n"
+    ) * 1 + ("y" * 70 + "\r\n") * 100
+    data = body.encode()
+    async with _lmtp_client(mail_servers, transport) as lmtp:
+        refused, text = await lmtp.sendmail(SENDER, [full, ok], data)
+        with pytest.raises(fastsmtp.errors.LMTPDataError) as info:
+            await lmtp.sendmail(SENDER, [full], data)
+        # The connection goes on after the refusal.
+        result = await lmtp.deliver(SENDER, [ok, full], data)
+    assert list(refused) == [full]
+    assert refused[full].code in (452, 552), refused[full]
+    assert refused[full].enhanced_status in ("4.2.2", "5.2.2")
+    assert f"<{ok}>" in text and text.startswith("2.0.0 ")
+    assert info.value.code == refused[full].code
+    assert list(info.value.refused) == [full]
+    assert result.status is SendStatus.PARTIALLY_SENT
+    assert result.accepted == [ok]
+    assert result.refused[full].code == refused[full].code
+    assert result.refused[full].enhanced_status == refused[full].enhanced_status
+    assert len(Maildir(mail_servers.lmtp_maildir(ok.split("@")[0])).scan()) == 2
+    assert Maildir(mail_servers.lmtp_maildir(full.split("@")[0])).scan() == []
+
+
+async def test_lmtp_client_bdat(mail_servers: MailServers) -> None:
+    """Dovecot advertises CHUNKING over LMTP: with ``chunking=True`` the message goes as
+    BDAT and the per-recipient replies answer BDAT LAST (RFC 2033 section 4.2, RFC 3030);
+    a full mailbox among them is refused there."""
+    ok = "bdat-ok@example.test"
+    body = (
+        f"From: {SENDER}\r\nTo: {ok}\r\nSubject: BDAT over LMTP\r\n\r\n"
+        + ".dot line\r\n"
+        + ("z" * 70 + "\r\n") * 100
+    ).encode()
+    async with _lmtp_client(mail_servers, "unix", chunking=True) as lmtp:
+        result = await lmtp.deliver(SENDER, [ok, mail_servers.lmtp_full], body)
+        # chunking=True sends BDAT or raises SMTPNotSupported: it was advertised.
+        assert lmtp.supports_extension("chunking")
+    assert result.status is SendStatus.PARTIALLY_SENT
+    assert result.accepted == [ok]
+    assert result.refused[mail_servers.lmtp_full].enhanced_status in ("4.2.2", "5.2.2")
+    [delivered] = Maildir(mail_servers.lmtp_maildir("bdat-ok")).scan()
+    assert delivered.content == expected_bytes(body)

@@ -374,7 +374,7 @@ async def test_streamed_body_with_size_and_progress(
 
 async def test_pool_send_many(mail_servers: MailServers, inbox: Maildir) -> None:
     """``SMTPPool.send_many``: 500 messages over at most 4 STARTTLS + AUTH connections,
-    each delivered exactly once."""
+    each delivered exactly once, each result with its message's queue id."""
     messages = []
     for i in range(500):
         message = EmailMessage()
@@ -403,6 +403,13 @@ async def test_pool_send_many(mail_servers: MailServers, inbox: Maildir) -> None
     assert sorted(ids) == sorted(str(m["Message-ID"]) for m in messages)  # once each
     by_id = {str(m["Message-ID"]): m for m in messages}
     assert all(d.content == expected_bytes(by_id[d.header("Message-ID") or ""]) for d in delivered)
+    # Each result carries its own message's Postfix queue id: the one in the Received field
+    # Postfix added to that message (pipelined final replies paired with their messages).
+    queue_ids = {str(m["Message-ID"]): r.queue_id for m, r in zip(messages, results, strict=True)}
+    assert None not in queue_ids.values() and len(set(queue_ids.values())) == 500
+    for copy_ in delivered:
+        received = " ".join(value for name, value in copy_.trace if name == "received")
+        assert re.search(rf"\bid {queue_ids[copy_.header('Message-ID') or '']}\b", received)
     # Every session has ended (and been logged): the pool opened at most 4.
     await wait_until(
         lambda: (
@@ -469,3 +476,28 @@ async def test_progress_total_is_the_given_size(mail_servers: MailServers) -> No
             progress=lambda sent, total: calls.append((sent, total)),
         )
     assert calls[-1] == (len(message), len(message))
+
+
+async def test_queue_id_is_postfixs(mail_servers: MailServers, inbox: Maildir) -> None:
+    """The queue id read from Postfix's final reply (``250 2.0.0 Ok: queued as ...``) is the
+    one Postfix logs the message under and writes in the Received field it adds; the
+    reply's RFC 3463 code is there too."""
+    message_id = make_msgid(domain="example.test")
+    message = raw_message("queue id").replace(b"Message-ID: <", b"X-Old-ID: <", 1)
+    message = f"Message-ID: {message_id}\r\n".encode() + message
+    async with client(
+        mail_servers, username=mail_servers.username, password=mail_servers.password
+    ) as smtp:
+        refused, text = await smtp.sendmail(SENDER, ["queue-id@example.test"], message)
+    assert refused == {}
+    queue_id = fastsmtp.queue_id(text)
+    assert queue_id is not None and re.fullmatch(r"[0-9A-Za-z]+", queue_id), text
+    assert fastsmtp.enhanced_status(text) == "2.0.0"
+    [delivered] = await inbox.wait_for(["queue-id@example.test"])
+    received = [value for name, value in delivered.trace if name == "received"]
+    assert any(re.search(rf"\bid {queue_id}\b", value) for value in received), received
+    logged = re.compile(rf"/cleanup\[\d+\]: {queue_id}: message-id={re.escape(message_id)}")
+    await wait_until(
+        lambda: logged.search(mail_servers.postfix_log()) is not None,
+        f"Postfix to log queue id {queue_id}",
+    )

@@ -28,6 +28,7 @@ from ._lmtp import LHLO
 from ._options import LMTP_PORT, Timeouts
 from ._sending import ProgressCallback, Submission, check_source, message_envelope
 from ._transaction import MessageSource
+from .dsn import DSN
 from .errors import (
     LMTPDataError,
     SMTPHeloError,
@@ -165,15 +166,29 @@ class LMTP(SMTP):
         timeout: _Timeout = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> SendResult:
         """``sendmail``, with a :class:`~fastsmtp.SendResult` for the refusals: who got
         the message (``accepted``, and ``replies``: each one's own final reply, with its
         queue id), who did not and why (``refused``), and a status. Raises what is no
-        recipient's fate: a lost connection, a timeout, bad input."""
+        recipient's fate: a lost connection, a timeout, bad input. ``dsn``,
+        ``require_tls`` and ``smtputf8`` as for :meth:`~fastsmtp.SMTP.sendmail`."""
         names = [recipients] if isinstance(recipients, str) else list(recipients)
         try:
             submission = await self._link.submit(
-                sender, recipients, message, mail_options, rcpt_options, timeout, size, progress
+                sender,
+                recipients,
+                message,
+                mail_options,
+                rcpt_options,
+                timeout,
+                size,
+                progress,
+                dsn=dsn,
+                require_tls=require_tls,
+                smtputf8=smtputf8,
             )
             await self._link.finish(submission, timeout)
         except (SMTPResponseException, SMTPRecipientsRefused) as exc:
@@ -190,12 +205,23 @@ class LMTP(SMTP):
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
         timeout: _Timeout = _default,
+        dsn: DSN | None = None,
+        require_tls: bool = False,
+        smtputf8: bool | None = None,
     ) -> SendResult:
         """``send_message`` with a :class:`~fastsmtp.SendResult` (see :meth:`deliver`)."""
         sender, names = message_envelope(message, sender, recipients)
         try:
             submission = await self._link.submit_message(
-                message, sender, names, mail_options, rcpt_options, timeout
+                message,
+                sender,
+                names,
+                mail_options,
+                rcpt_options,
+                timeout,
+                dsn=dsn,
+                require_tls=require_tls,
+                smtputf8=smtputf8,
             )
             await self._link.finish(submission, timeout)
         except (SMTPResponseException, SMTPRecipientsRefused) as exc:

@@ -37,6 +37,7 @@ class Handler:
         self.greetings: list[str] = []
         self.pipelining = True
         self.delivered: list[tuple[str, bytes]] = []
+        self.options: list[tuple[list[str], list[list[str]]]] = []
 
     async def handle_EHLO(
         self,
@@ -67,6 +68,7 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        self.options.append((list(envelope.mail_options), list(envelope.rcpt_options)))
         lines = []
         for index, recipient in enumerate(envelope.rcpt_tos):
             line = self.after_dot.get(recipient, f"250 2.0.0 <{recipient}> Q{index}id Saved")
@@ -195,6 +197,48 @@ async def test_deliver_returns_each_recipients_own_reply(
     assert nobody.status is SendStatus.FAILED_PERMANENTLY
     assert nobody.refused["unknown@example.com"].code == 550
     assert nobody.queue_id is None
+
+
+async def test_deliver_takes_dsn_and_refuses_it_where_not_offered(
+    lmtpd: tuple[TCPLMTPController, Handler],
+) -> None:
+    controller, handler = lmtpd
+    dsn = fastsmtp.DSN(ret="HDRS", envid="batch+7", notify={"FAILURE"}, orcpt=True)
+    async with client(controller) as lmtp:
+        with pytest.raises(fastsmtp.SMTPNotSupported):
+            await lmtp.deliver("s@example.com", ["a@example.com"], MESSAGE, dsn=dsn)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "s@example.com", "b@example.com", "x"
+        message.set_content("Hello.")
+        with pytest.raises(fastsmtp.SMTPNotSupported):
+            await lmtp.deliver_message(message, dsn=dsn)
+    assert handler.options == []  # refused before MAIL: nothing reached the server
+
+
+
+async def test_deliver_sends_dsn_parameters() -> None:
+    # aiosmtpd refuses RET/ENVID on MAIL, so the DSN-offering server is scripted: the
+    # parameters are checked byte for byte (RFC 3461 sections 4.1-4.4, xtext encoded).
+    script = [
+        LMTP_GREETING,
+        Expect(b"LHLO "),
+        lhlo_reply("PIPELINING", "DSN"),
+        Expect(b"MAIL FROM:<s@example.com> RET=HDRS ENVID=batch+2B7"),
+        Expect(b"RCPT TO:<a@example.com> NOTIFY=FAILURE ORCPT=rfc822;a@example.com"),
+        Expect(b"DATA"),
+        reply("250 2.1.0 ok", "250 2.1.5 a", "354 go"),
+        ExpectData(),
+        reply("250 2.0.0 <a@example.com> Aa1 Saved"),
+        Expect(b"QUIT"),
+        reply("221 bye"),
+    ]
+    dsn = fastsmtp.DSN(ret="HDRS", envid="batch+7", notify={"FAILURE"}, orcpt=True)
+    async with ScriptedServer(script) as server:
+        async with LMTP(hostname="127.0.0.1", port=server.port, timeout=10) as lmtp:
+            result = await lmtp.deliver("s@example.com", ["a@example.com"], MESSAGE, dsn=dsn)
+        conn = server.connections[0]
+    assert conn.errors == []
+    assert result.ok and result.queue_id == "Aa1"
 
 
 async def test_one_command_at_a_time(lmtpd: tuple[TCPLMTPController, Handler]) -> None:

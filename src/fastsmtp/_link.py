@@ -87,6 +87,7 @@ class Link:
         "protocol",
         "refusal",
         "sendmail_lock",
+        "submitting",
     )
 
     def __init__(
@@ -113,6 +114,9 @@ class Link:
         #: EHLO-if-needed, planning and the commands of one sendmail, one caller at a
         #: time (the final reply of a pipelined message is awaited outside it).
         self.sendmail_lock = asyncio.Lock()
+        #: Transactions in ``submit`` now: the one writing and those waiting for the
+        #: lock (pipelined behind its end of data when it is done).
+        self.submitting = 0
 
     # -- the connection ------------------------------------------------------------
 
@@ -428,6 +432,7 @@ class Link:
         timeout: float | Timeouts | Default | None = _default,
         size: int | None = None,
         progress: ProgressCallback | None = None,
+        follows: Callable[[], bool] | None = None,
     ) -> Submission:
         """``sendmail`` up to the end of the message; the final reply comes later.
 
@@ -437,31 +442,48 @@ class Link:
         2920 section 3.1); :meth:`Submission.reply` waits for this one's final reply. No
         RSET follows a failed final reply: the connection may already carry the next
         transaction.
+
+        ``follows()`` (the pool's) says whether another transaction is waiting for this
+        connection; other ``submit`` calls waiting here are counted without it. The end
+        of this message then goes out in one write with the next one's commands.
         """
         # Every argument is checked before anything is written.
         envelope = Envelope(sender, recipients, mail_options, rcpt_options)
         if type(message) is not bytes:
             check_source(message)
         options = self.options
-        async with self.sendmail_lock:
-            protocol = self.protocol
-            if protocol is None or not protocol.session.server.greeted:
-                await self.greet()
-                protocol = self.live()
-            try:
-                return await transact(
-                    protocol,
-                    options,
-                    envelope,
-                    message,
-                    phases=options.phases(timeout),
-                    size=size,
-                    progress=progress,
-                    execute=self.execute,
-                )
-            finally:
-                if not protocol.is_connected:
-                    self.forget(protocol)
+        self.submitting += 1
+        try:
+            async with self.sendmail_lock:
+                protocol = self.protocol
+                if protocol is None or not protocol.session.server.greeted:
+                    await self.greet()
+                    protocol = self.live()
+                try:
+                    return await transact(
+                        protocol,
+                        options,
+                        envelope,
+                        message,
+                        phases=options.phases(timeout),
+                        size=size,
+                        progress=progress,
+                        execute=self.execute,
+                        follows=(
+                            self._queued
+                            if follows is None
+                            else lambda: self.submitting > 1 or follows()
+                        ),
+                    )
+                finally:
+                    if not protocol.is_connected:
+                        self.forget(protocol)
+        finally:
+            self.submitting -= 1
+
+    def _queued(self) -> bool:
+        """True if another ``submit`` waits for this one's turn."""
+        return self.submitting > 1
 
     async def submit_message(
         self,
@@ -471,6 +493,7 @@ class Link:
         mail_options: Iterable[str] | None = None,
         rcpt_options: Iterable[str] | None = None,
         timeout: float | Timeouts | Default | None = _default,
+        follows: Callable[[], bool] | None = None,
     ) -> Submission:
         """``send_message`` up to the end of the message (see :meth:`submit`)."""
         sender, recipient_list = message_envelope(message, sender, recipients)
@@ -486,4 +509,5 @@ class Link:
             mail_options=mail_opts,
             rcpt_options=rcpt_options,
             timeout=timeout,
+            follows=follows,
         )

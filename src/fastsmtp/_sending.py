@@ -287,12 +287,16 @@ async def transact(
     size: int | None,
     progress: ProgressCallback | None,
     execute: Execute,
+    follows: Callable[[], bool] | None = None,
 ) -> Submission:
     """Run one transaction up to the end of the message (see the module docstring).
 
     Lockstep commands and the RSET after a refusal go through ``execute``; a pipelined
     group and BDAT chunks are written directly (one write for many commands, or a
     command with its chunk, is not something ``execute_command`` can carry).
+    ``follows()`` says, when the body is written, whether another transaction is
+    waiting to be pipelined behind this one (its commands then share the write of
+    this message's end: :meth:`SMTPProtocol.write_body`).
     """
     session = protocol.session
     if type(message) is not bytes:
@@ -342,9 +346,15 @@ async def transact(
             if bdat is not None:
                 reply = await _send_bdat(protocol, bdat, pipelined, timeout, phases.final_reply)
                 return Submission(transaction.refused, protocol, None, reply)
-            future = await protocol.write_body(body, phases.final_reply, phases.upload_idle)
             if pipelined:
+                future = await protocol.write_body(
+                    body,
+                    phases.final_reply,
+                    phases.upload_idle,
+                    followed=follows is not None and follows(),
+                )
                 return Submission(transaction.refused, protocol, future)
+            future = await protocol.write_body(body, phases.final_reply, phases.upload_idle)
             submission = Submission(transaction.refused, protocol, future)
             await submission.reply()  # lockstep: the final reply comes within the turn
             return submission

@@ -92,6 +92,11 @@ class Turn:
         finally:
             self.release()
 
+    @property
+    def waiting(self) -> bool:
+        """True if another caller is waiting for the turn."""
+        return bool(self._waiters)
+
     async def acquire(self) -> None:
         """Wait for the turn (prefer ``async with``, which also handles leaving early)."""
         if not self._busy:

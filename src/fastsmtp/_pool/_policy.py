@@ -88,7 +88,7 @@ def connection_fate(exc: Exception, client: SMTP) -> Fate:
 class Outcome:
     """How one attempt ended: the refused recipients and final reply, or an exception."""
 
-    __slots__ = ("body_sent", "enhanced", "exception", "refused", "reply")
+    __slots__ = ("body_sent", "enhanced", "exception", "refused", "reply", "unanswered")
 
     def __init__(
         self,
@@ -97,12 +97,17 @@ class Outcome:
         exception: Exception | None,
         enhanced: bool,
         body_sent: bool,
+        *,
+        unanswered: bool = False,
     ) -> None:
         self.refused = refused
         self.reply = reply
         self.exception = exception
         self.enhanced = enhanced
         self.body_sent = body_sent
+        #: The connection was lost with this transaction's commands pipelined behind
+        #: another message's end of data, none of them answered (``_pipelining``).
+        self.unanswered = unanswered
 
 
 class RetryPolicy:

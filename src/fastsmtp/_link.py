@@ -87,7 +87,6 @@ class Link:
         "protocol",
         "refusal",
         "sendmail_lock",
-        "submitting",
     )
 
     def __init__(
@@ -114,9 +113,6 @@ class Link:
         #: EHLO-if-needed, planning and the commands of one sendmail, one caller at a
         #: time (the final reply of a pipelined message is awaited outside it).
         self.sendmail_lock = asyncio.Lock()
-        #: Transactions in ``submit`` now: the one writing and those waiting for the
-        #: lock (pipelined behind its end of data when it is done).
-        self.submitting = 0
 
     # -- the connection ------------------------------------------------------------
 
@@ -444,15 +440,18 @@ class Link:
         transaction.
 
         ``follows()`` (the pool's) says whether another transaction is waiting for this
-        connection; other ``submit`` calls waiting here are counted without it. The end
-        of this message then goes out in one write with the next one's commands.
+        connection; other ``submit`` calls waiting here are counted without it
+        (``protocol.queued``). The end of this message then goes out in one write with
+        the next one's commands.
         """
         # Every argument is checked before anything is written.
         envelope = Envelope(sender, recipients, mail_options, rcpt_options)
         if type(message) is not bytes:
             check_source(message)
         options = self.options
-        self.submitting += 1
+        queued = self.protocol
+        if queued is not None:
+            queued.queued += 1
         try:
             async with self.sendmail_lock:
                 protocol = self.protocol
@@ -469,21 +468,14 @@ class Link:
                         size=size,
                         progress=progress,
                         execute=self.execute,
-                        follows=(
-                            self._queued
-                            if follows is None
-                            else lambda: self.submitting > 1 or follows()
-                        ),
+                        follows=follows,
                     )
                 finally:
                     if not protocol.is_connected:
                         self.forget(protocol)
         finally:
-            self.submitting -= 1
-
-    def _queued(self) -> bool:
-        """True if another ``submit`` waits for this one's turn."""
-        return self.submitting > 1
+            if queued is not None:
+                queued.queued -= 1
 
     async def submit_message(
         self,

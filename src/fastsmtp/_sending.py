@@ -294,9 +294,9 @@ async def transact(
     Lockstep commands and the RSET after a refusal go through ``execute``; a pipelined
     group and BDAT chunks are written directly (one write for many commands, or a
     command with its chunk, is not something ``execute_command`` can carry).
-    ``follows()`` says, when the body is written, whether another transaction is
-    waiting to be pipelined behind this one (its commands then share the write of
-    this message's end: :meth:`SMTPProtocol.write_body`).
+    When the body is written, ``protocol.queued`` (more than this one) or ``follows()``
+    say whether another transaction is waiting to be pipelined behind this one (its
+    commands then share the write of this message's end: :meth:`SMTPProtocol.write_body`).
     """
     session = protocol.session
     if type(message) is not bytes:
@@ -351,7 +351,7 @@ async def transact(
                     body,
                     phases.final_reply,
                     phases.upload_idle,
-                    followed=follows is not None and follows(),
+                    followed=protocol.queued > 1 or (follows is not None and follows()),
                 )
                 return Submission(transaction.refused, protocol, future)
             future = await protocol.write_body(body, phases.final_reply, phases.upload_idle)

@@ -101,6 +101,9 @@ class SMTPProtocol(asyncio.Protocol):
         #: reply to a message was owed and more commands were written behind it: a
         #: server that breaks on pipelining across transactions looks like this.
         self.lost_behind_end = False
+        #: Transactions submitted on this connection and not yet out (the one writing
+        #: and those waiting behind it): ``fastsmtp._link.Link.submit`` counts them.
+        self.queued = 0
 
     # -- asyncio callbacks ----------------------------------------------------------
 
@@ -274,7 +277,7 @@ class SMTPProtocol(asyncio.Protocol):
             session.body_sent()
             self._outstanding.append(batch)
             sent = len(body)
-            if followed or self.turn.waiting:
+            if followed or self.turn.waiters:
                 self._hold(body)
             else:
                 self._transport_write(body)

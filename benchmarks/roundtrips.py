@@ -20,6 +20,12 @@ medians:
     3 + recipients in general; a pipelining client (RFC 2920) needs 2 whatever the
     number of recipients (MAIL+RCPTs+DATA, then the body).
 
+    ``--clients pool concurrent8`` adds two bulk ways of sending on that one connection
+    (completion times of every message, the same slope): ``SMTPPool(max_connections=1)
+    .send_many(items)`` with default settings, and eight tasks calling ``sendmail`` on one
+    ``SMTP``. Both pipeline each transaction behind the previous end of data (RFC 2920
+    section 3.1), so about one round trip per message.
+
 ``loopback``
     No proxy: one connection, one 1 KiB message to 100 recipients, repeated for
     ``--seconds``; messages per second and the ratio fastsmtp / aiosmtplib.

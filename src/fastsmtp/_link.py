@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from typing import Protocol
@@ -59,6 +60,8 @@ from .typing import Default, SMTPTokenGenerator, _default
 
 __all__ = ("Client", "Link")
 
+log = logging.getLogger("fastsmtp")
+
 
 class Client(Protocol):
     """What a link needs of the client that owns it (``SMTP``) for the STARTTLS and AUTH
@@ -87,6 +90,7 @@ class Link:
         "protocol",
         "refusal",
         "sendmail_lock",
+        "serial",
     )
 
     def __init__(
@@ -113,6 +117,10 @@ class Link:
         #: EHLO-if-needed, planning and the commands of one sendmail, one caller at a
         #: time (the final reply of a pipelined message is awaited outside it).
         self.sendmail_lock = asyncio.Lock()
+        #: A connection to this server was lost with a transaction pipelined behind an
+        #: end of data (see ``fastsmtp._pool._pipelining``): from then on ``submit``
+        #: waits for each final reply before the next transaction starts.
+        self.serial = False
 
     # -- the connection ------------------------------------------------------------
 
@@ -149,6 +157,14 @@ class Link:
             self.close_reason = protocol.error
             if protocol.is_connected:
                 protocol.abort()
+            if protocol.lost_behind_end and not self.serial:
+                self.serial = True
+                log.warning(
+                    "fastsmtp: the server dropped the connection while the next "
+                    "transaction was pipelined behind an end of data (RFC 2920 section "
+                    "3.1); this client now waits for each final reply before the next "
+                    "transaction"
+                )
         if self._connect_lock.locked():
             self._connect_lock.release()
         self.protocol = None
@@ -459,7 +475,7 @@ class Link:
                     await self.greet()
                     protocol = self.live()
                 try:
-                    return await transact(
+                    submission = await transact(
                         protocol,
                         options,
                         envelope,
@@ -470,6 +486,9 @@ class Link:
                         execute=self.execute,
                         follows=follows,
                     )
+                    if self.serial:
+                        await submission.settled()
+                    return submission
                 finally:
                     if not protocol.is_connected:
                         self.forget(protocol)

@@ -106,6 +106,13 @@ class Submission:
         self._future = future
         self._response = response
 
+    async def settled(self) -> None:
+        """Wait until the final reply has come (or failed to); raises nothing (the
+        verdict is :meth:`reply`'s)."""
+        future = self._future
+        if future is not None and not future.done():
+            await asyncio.wait((future,))
+
     async def reply(self) -> SMTPResponse:
         """The 250 final reply; raises SMTPDataError (and friends) as ``sendmail`` does,
         with ``outcome_unknown`` set when the message was out and no reply came."""

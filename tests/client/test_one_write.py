@@ -14,6 +14,7 @@ the bytes make sense and answers them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ import pytest
 import fastsmtp
 from fastsmtp.protocol import SMTPProtocol
 from tests.client.policy_server import CLOSE, Policy, PolicyServer
+from tests.pool.server import PoolServer
 
 SENDER = "sender@example.com"
 
@@ -53,9 +55,9 @@ def body(i: int) -> bytes:
 
 
 def commands(i: int, size: int) -> bytes:
-    return (
-        b"MAIL FROM:<sender@example.com> size=%d\r\nRCPT TO:<r%d@example.com>\r\nDATA\r\n"
-        % (size, i)
+    return b"MAIL FROM:<sender@example.com> size=%d\r\nRCPT TO:<r%d@example.com>\r\nDATA\r\n" % (
+        size,
+        i,
     )
 
 
@@ -150,3 +152,35 @@ async def test_lost_behind_end_is_not_set_by_a_plain_drop(pipelining: bool) -> N
         client.close()
     assert caught.value.outcome_unknown
     assert not protocol.lost_behind_end
+
+
+async def test_a_client_whose_server_broke_on_it_stops_pipelining_across_transactions(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A server that drops the connection when commands arrive behind an end of data
+    # (Dovecot submission 2.3.19): after the first such drop, the same client sends
+    # each transaction only after the previous final reply, on every later connection.
+    caplog.set_level(logging.WARNING, logger="fastsmtp")
+    async with PoolServer() as server:
+        server.behind_end = CLOSE
+        client = fastsmtp.SMTP(hostname="127.0.0.1", port=server.port, timeout=5)
+        await client.connect()
+        first = await asyncio.gather(
+            *(client.sendmail(SENDER, [f"r{i}@example.com"], body(i)) for i in range(3)),
+            return_exceptions=True,
+        )
+        assert [getattr(r, "outcome_unknown", None) for r in first] == [True, False, False]
+        await client.connect()
+        recorder = record_writes(client._link.protocol)
+        again = await asyncio.gather(
+            *(client.sendmail(SENDER, [f"r{i}@example.com"], body(i)) for i in range(3, 6))
+        )
+        await client.quit()
+    assert again == [({}, "2.0.0 queued")] * 3
+    assert server.broken_sessions == [0]
+    assert all(not w.endswith(b"DATA\r\n") or b"\r\n.\r\n" not in w for w in recorder.writes)
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "fastsmtp: the server dropped the connection while the next transaction was "
+        "pipelined behind an end of data (RFC 2920 section 3.1); this client now waits "
+        "for each final reply before the next transaction"
+    ]

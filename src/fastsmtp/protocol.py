@@ -324,7 +324,8 @@ class SMTPProtocol(asyncio.Protocol):
         """Keep ``data`` (the end of a body) for the next write, or write it two turns
         of the loop from now: the writer waiting next is woken after this caller
         leaves the turn, so its first step comes before the second turn."""
-        self._held = data
+        held = self._held
+        self._held = data if held is None else held + data
         self._loop.call_soon(self._loop.call_soon, self._flush)
 
     def _flush(self) -> None:

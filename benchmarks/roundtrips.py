@@ -20,6 +20,12 @@ medians:
     3 + recipients in general; a pipelining client (RFC 2920) needs 2 whatever the
     number of recipients (MAIL+RCPTs+DATA, then the body).
 
+    ``--clients pool concurrent8`` adds two bulk ways of sending on that one connection
+    (completion times of every message, the same slope): ``SMTPPool(max_connections=1)
+    .send_many(items)`` with default settings, and eight tasks calling ``sendmail`` on one
+    ``SMTP``. Both pipeline each transaction behind the previous end of data (RFC 2920
+    section 3.1), so about one round trip per message.
+
 ``loopback``
     No proxy: one connection, one 1 KiB message to 100 recipients, repeated for
     ``--seconds``; messages per second and the ratio fastsmtp / aiosmtplib.
@@ -58,6 +64,10 @@ from delayproxy import DelayProxy  # noqa: E402
 
 HOST = "127.0.0.1"
 CLIENTS = ("fastsmtp", "aiosmtplib")
+#: Bulk ways of sending with fastsmtp on one connection (``--clients``; delay scenario
+#: only): ``pool`` is ``SMTPPool(max_connections=1).send_many(items)`` with default
+#: settings; ``concurrent8`` is eight tasks calling ``sendmail`` on one ``SMTP``.
+BULK_CLIENTS = ("pool", "concurrent8")
 SENDER = "sender@example.com"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 WORKER_TIMEOUT = 120.0  # seconds; a worker that takes longer is killed
@@ -106,7 +116,7 @@ def slope(values: list[float]) -> float:
 
 
 def client_module(name: str) -> Any:
-    if name == "fastsmtp":
+    if name in ("fastsmtp", *BULK_CLIENTS):
         import fastsmtp
 
         return fastsmtp
@@ -173,10 +183,57 @@ async def worker_loopback(module: Any, port: int, rcpts: int, seconds: float) ->
     return {"messages": count, "msg_per_s": count / elapsed, "cpu_us_per_msg": cpu / count * 1e6}
 
 
+async def worker_bulk(
+    module: Any, kind: str, port: int, rcpts: int, messages: int
+) -> dict[str, Any]:
+    """The delay scenario for a bulk client (see :data:`BULK_CLIENTS`): completion times
+    of every message, in the order they finished."""
+    message = message_1k()
+    to = recipients(rcpts)
+    done: list[float] = []
+    if kind == "pool":
+        async with module.SMTPPool(hostname=HOST, port=port, timeout=60, max_connections=1) as pool:
+
+            def progress(_count: int, result: Any) -> None:
+                if not result.ok or result.refused:
+                    raise RuntimeError(f"not sent: {result}")
+                done.append(time.perf_counter())
+
+            await pool.send_many(
+                ((message, SENDER, to) for _ in range(messages)), progress=progress
+            )
+    else:
+        smtp = module.SMTP(hostname=HOST, port=port, timeout=60)
+        await smtp.connect()
+        try:
+            await smtp.ehlo()
+            queue = list(range(messages))
+
+            async def sender() -> None:
+                while queue:
+                    queue.pop()
+                    errors, _reply = await smtp.sendmail(SENDER, to, message)
+                    if errors:
+                        raise RuntimeError(f"recipients refused: {errors}")
+                    done.append(time.perf_counter())
+
+            await asyncio.gather(*(sender() for _ in range(8)))
+            await smtp.quit()
+        finally:
+            smtp.close()
+    return {
+        "s_per_message": slope(done),
+        "client_noop_s": 0.0,
+        "first_to_last_s": done[-1] - done[0],
+    }
+
+
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     module = client_module(spec["client"])
     coro: Awaitable[dict[str, Any]]
-    if spec["scenario"] == "delay":
+    if spec["client"] in BULK_CLIENTS:
+        coro = worker_bulk(module, spec["client"], spec["port"], spec["rcpts"], spec["messages"])
+    elif spec["scenario"] == "delay":
         coro = worker_delay(module, spec["port"], spec["rcpts"], spec["messages"])
     else:
         coro = worker_loopback(module, spec["port"], spec["rcpts"], spec["seconds"])
@@ -338,13 +395,14 @@ async def run_all(args: argparse.Namespace, sink_port: int) -> dict[str, Any]:
     started = time.monotonic()
     async with DelayProxy(sink_port, delay_s) as proxy:
         for run in range(args.runs):
-            order = CLIENTS if run % 2 == 0 else CLIENTS[::-1]
+            clients = tuple(args.clients)
+            order = clients if run % 2 == 0 else clients[::-1]
             for loop in loops:
                 if not args.skip_delay:
                     rtt = await measure_rtt(proxy.port)
                     rtts.append(rtt)
                     for rcpts in args.recipients:
-                        for client in order:
+                        for client in order:  # (every client: bulk ones too)
                             spec = {
                                 "client": client,
                                 "loop": loop,
@@ -366,7 +424,7 @@ async def run_all(args: argparse.Namespace, sink_port: int) -> dict[str, Any]:
                                 f"(RTT {rtt * 1000:.2f} ms)"
                             )
                 if not args.skip_loopback:
-                    for client in order:
+                    for client in (c for c in order if c not in BULK_CLIENTS):
                         spec = {
                             "client": client,
                             "loop": loop,
@@ -422,7 +480,7 @@ def report(args: argparse.Namespace, sink_name: str, res: dict[str, Any]) -> str
         lines.append("|---|---|---:|---:|---:|")
         for loop in res["loops"]:
             for rcpts in args.recipients:
-                for client in CLIENTS:
+                for client in args.clients:
                     key = (loop, rcpts, client)
                     if key in res["rts"]:
                         lines.append(
@@ -472,6 +530,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=float, default=1.0, help="loopback run length (1 s)")
     parser.add_argument("--sink", choices=["auto", "smtp-sink", "python"], default="auto")
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        choices=[*CLIENTS, *BULK_CLIENTS],
+        default=list(CLIENTS),
+        help="clients to run (default: fastsmtp aiosmtplib; pool and concurrent8 are "
+        "fastsmtp's bulk ways, delay scenario only)",
+    )
     parser.add_argument("--skip-delay", action="store_true", help="only the loopback scenario")
     parser.add_argument("--skip-loopback", action="store_true", help="only the delay scenario")
     args = parser.parse_args(argv)

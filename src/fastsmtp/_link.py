@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage, Message
 from typing import Protocol
@@ -60,6 +61,8 @@ from .typing import Default, SMTPTokenGenerator, _default
 
 __all__ = ("Client", "Link")
 
+log = logging.getLogger("fastsmtp")
+
 
 class Client(Protocol):
     """What a link needs of the client that owns it (``SMTP``) for the STARTTLS and AUTH
@@ -89,6 +92,7 @@ class Link:
         "protocol",
         "refusal",
         "sendmail_lock",
+        "serial",
     )
 
     def __init__(
@@ -117,6 +121,10 @@ class Link:
         #: EHLO-if-needed, planning and the commands of one sendmail, one caller at a
         #: time (the final reply of a pipelined message is awaited outside it).
         self.sendmail_lock = asyncio.Lock()
+        #: A connection to this server was lost with a transaction pipelined behind an
+        #: end of data (see ``fastsmtp._pool._pipelining``): from then on ``submit``
+        #: waits for each final reply before the next transaction starts.
+        self.serial = False
 
     # -- the connection ------------------------------------------------------------
 
@@ -157,6 +165,14 @@ class Link:
             self.close_reason = protocol.error
             if protocol.is_connected:
                 protocol.abort()
+            if protocol.lost_behind_end and not self.serial:
+                self.serial = True
+                log.warning(
+                    "fastsmtp: the server dropped the connection while the next "
+                    "transaction was pipelined behind an end of data (RFC 2920 section "
+                    "3.1); this client now waits for each final reply before the next "
+                    "transaction"
+                )
         if self._connect_lock.locked():
             self._connect_lock.release()
         self.protocol = None
@@ -444,6 +460,7 @@ class Link:
         dsn: DSN | None = None,
         require_tls: bool = False,
         smtputf8: bool | None = None,
+        follows: Callable[[], bool] | None = None,
     ) -> Submission:
         """``sendmail`` up to the end of the message; the final reply comes later.
 
@@ -453,6 +470,11 @@ class Link:
         2920 section 3.1); :meth:`Submission.reply` waits for this one's final reply. No
         RSET follows a failed final reply: the connection may already carry the next
         transaction.
+
+        ``follows()`` (the pool's) says whether another transaction is waiting for this
+        connection; other ``submit`` calls waiting here are counted without it
+        (``protocol.queued``). The end of this message then goes out in one write with
+        the next one's commands.
         """
         # Every argument is checked before anything is written.
         envelope = Envelope(
@@ -467,25 +489,36 @@ class Link:
         if type(message) is not bytes:
             check_source(message)
         options = self.options
-        async with self.sendmail_lock:
-            protocol = self.protocol
-            if protocol is None or not protocol.session.server.greeted:
-                await self.greet()
-                protocol = self.live()
-            try:
-                return await transact(
-                    protocol,
-                    options,
-                    envelope,
-                    message,
-                    phases=options.phases(timeout),
-                    size=size,
-                    progress=progress,
-                    execute=self.execute,
-                )
-            finally:
-                if not protocol.is_connected:
-                    self.forget(protocol)
+        queued = self.protocol
+        if queued is not None:
+            queued.queued += 1
+        try:
+            async with self.sendmail_lock:
+                protocol = self.protocol
+                if protocol is None or not protocol.session.server.greeted:
+                    await self.greet()
+                    protocol = self.live()
+                try:
+                    submission = await transact(
+                        protocol,
+                        options,
+                        envelope,
+                        message,
+                        phases=options.phases(timeout),
+                        size=size,
+                        progress=progress,
+                        execute=self.execute,
+                        follows=follows,
+                    )
+                    if self.serial:
+                        await submission.settled()
+                    return submission
+                finally:
+                    if not protocol.is_connected:
+                        self.forget(protocol)
+        finally:
+            if queued is not None:
+                queued.queued -= 1
 
     async def submit_message(
         self,
@@ -499,6 +532,7 @@ class Link:
         dsn: DSN | None = None,
         require_tls: bool = False,
         smtputf8: bool | None = None,
+        follows: Callable[[], bool] | None = None,
     ) -> Submission:
         """``send_message`` up to the end of the message (see :meth:`submit`)."""
         sender, recipient_list = message_envelope(message, sender, recipients)
@@ -531,4 +565,5 @@ class Link:
             dsn=dsn,
             require_tls=require_tls,
             smtputf8=smtputf8,
+            follows=follows,
         )

@@ -109,6 +109,13 @@ class Submission:
         self._accepted = accepted
         self._response: SMTPResponse | None = None
 
+    async def settled(self) -> None:
+        """Wait until the final reply has come (or failed to); raises nothing (the
+        verdict is :meth:`reply`'s)."""
+        future = self._future
+        if future is not None and not future.done():
+            await asyncio.wait((future,))
+
     async def reply(self) -> SMTPResponse:
         """The 250 final reply; raises SMTPDataError (and friends) as ``sendmail`` does,
         with ``outcome_unknown`` set when the message was out and no reply came."""
@@ -162,12 +169,16 @@ async def transact(
     size: int | None,
     progress: ProgressCallback | None,
     execute: Execute,
+    follows: Callable[[], bool] | None = None,
 ) -> Submission:
     """Run one transaction up to the end of the message (see the module docstring).
 
     Lockstep commands and the RSET after a refusal go through ``execute``; a pipelined
     group and BDAT chunks are written directly (one write for many commands, or a
     command with its chunk, is not something ``execute_command`` can carry).
+    When the body is written, ``protocol.queued`` (more than this one) or ``follows()``
+    say whether another transaction is waiting to be pipelined behind this one (its
+    commands then share the write of this message's end: :meth:`SMTPProtocol.write_body`).
     """
     session = protocol.session
     if type(message) is not bytes:
@@ -229,10 +240,16 @@ async def transact(
                 submission = Submission(refused, protocol, None, final, accepted=accepted)
                 await submission.reply()
                 return submission
+            if pipelined:
+                future = await protocol.write_body(
+                    body,
+                    phases.final_reply,
+                    phases.upload_idle,
+                    followed=protocol.queued > 1 or (follows is not None and follows()),
+                )
+                return Submission(refused, protocol, future, accepted=accepted)
             future = await protocol.write_body(body, phases.final_reply, phases.upload_idle)
             submission = Submission(refused, protocol, future, accepted=accepted)
-            if pipelined:
-                return submission
             await submission.reply()  # lockstep: the final reply comes within the turn
             return submission
         except (SMTPResponseException, SMTPRecipientsRefused):

@@ -354,6 +354,15 @@ class SMTPSession:
         self._writes.clear()
         self._taken = 0
 
+    def end_followed(self) -> bool:
+        """True while the final reply to a message is owed and more was written after
+        its end: the next transaction pipelined behind it (RFC 2920 section 3.1)."""
+        writes = self._writes
+        for index, kinds in enumerate(writes):
+            if kinds is _END_WRITE:
+                return index + 1 < len(writes)
+        return False
+
     # -- the reader's side ----------------------------------------------------------------
 
     @property

@@ -45,8 +45,8 @@ class Turn:
         "_on_abandon",
         "_owner",
         "_session",
-        "_waiters",
         "start",
+        "waiters",
     )
 
     def __init__(
@@ -58,7 +58,8 @@ class Turn:
         self._loop = loop
         self._session = session
         self._on_abandon = on_abandon
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Callers waiting for the turn, first come first served.
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._busy = False
         self._owner: asyncio.Task[object] | None = None  # the task holding the turn
         self._depth = 0  # how many times the owner took it again
@@ -98,7 +99,7 @@ class Turn:
             self._busy = True
             return
         waiter = self._loop.create_future()
-        self._waiters.append(waiter)
+        self.waiters.append(waiter)
         try:
             await waiter
         except BaseException:
@@ -111,7 +112,7 @@ class Turn:
     def release(self) -> None:
         """Hand the turn to the next waiting caller, or mark the connection idle."""
         self._owner = None
-        waiters = self._waiters
+        waiters = self.waiters
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():

@@ -374,11 +374,15 @@ class SMTPPool:
         ``messages`` holds ``Message`` objects or ``(message, sender, recipients)``
         tuples (``message`` may then be bytes or str; ``sender``/``recipients`` None
         take a Message's headers). It is read lazily, at most ``concurrency`` (default
-        ``max_connections``) messages ahead. A failing message is reported in its
+        twice ``max_connections``) messages ahead. A failing message is reported in its
         result, never raised. ``progress(done, result)`` is called as each finishes.
         ``dsn``, ``require_tls`` and ``smtputf8`` (see ``SMTP.sendmail``) apply to
         every message.
+
+        Two messages per connection by default: while one awaits its final reply, the
+        next one's commands go out behind its end of data, in the same write (RFC 2920
+        section 3.1), so each connection carries about one round trip per message.
         """
-        workers = self.max_connections if concurrency is None else concurrency
+        workers = 2 * self.max_connections if concurrency is None else concurrency
         extensions = {"dsn": dsn, "require_tls": require_tls, "smtputf8": smtputf8}
         return await send_many(self._delivery, messages, workers, progress, extensions)

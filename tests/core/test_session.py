@@ -616,3 +616,29 @@ def test_a_new_session_knows_nothing() -> None:
     assert session.server.supports_esmtp is False
     assert session.server.extensions == {} and session.server.auth_methods == []
     assert session.owed == [Kind.GREETING]
+
+
+_GROUP = (Kind.MAIL, Kind.RCPT, Kind.DATA)
+
+
+def test_end_followed_while_the_next_transaction_waits_behind_a_final_reply(
+    impl: ModuleType,
+) -> None:
+    # RFC 2920 section 3.1: the next transaction's commands may follow an end of data
+    # before its final reply; the session says so while that reply is owed.
+    wire = ready(impl)
+    session = wire.session
+    session.sent(_GROUP)
+    wire.replies(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    session.body_sent()
+    assert not session.end_followed()  # the final reply owed, nothing behind it
+    session.sent(_GROUP)
+    assert session.end_followed()
+    assert [kind for kind, _ in wire.replies(b"250 queued\r\n")] == [Kind.END]
+    assert not session.end_followed()  # answered: what follows is an ordinary batch
+    wire.replies(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    session.body_sent()
+    session.sent((Kind.QUIT,))
+    assert session.end_followed()
+    session.closed()
+    assert not session.end_followed()

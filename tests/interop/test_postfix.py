@@ -7,6 +7,7 @@ delivered, after the trace fields, with what was sent, byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ import pytest
 
 import fastsmtp
 from fastsmtp import SMTP, SMTPPool
+from tests.client.test_one_write import record_writes
 
 from .kit import Maildir, expected_bytes, wait_session_summary, wait_until
 from .servers import MailServers, find_free_ports
@@ -501,3 +503,35 @@ async def test_queue_id_is_postfixs(mail_servers: MailServers, inbox: Maildir) -
         lambda: logged.search(mail_servers.postfix_log()) is not None,
         f"Postfix to log queue id {queue_id}",
     )
+
+
+async def test_concurrent_sendmail_on_one_tls_connection(
+    mail_servers: MailServers, inbox: Maildir
+) -> None:
+    """Eight ``sendmail`` calls at once on one STARTTLS + AUTH connection: each end of
+    data goes out in one write with the next transaction's commands (RFC 2920 section
+    3.1), through the TLS transport, and Postfix delivers every message once."""
+    messages = [raw_message(f"concurrent {i}") for i in range(8)]
+    smtp = client(
+        mail_servers,
+        start_tls=True,
+        username=mail_servers.username,
+        password=mail_servers.password,
+    )
+    async with smtp:
+        recorder = record_writes(smtp._link.protocol)
+        results = await asyncio.gather(
+            *(smtp.sendmail(SENDER, ["concurrent@example.test"], m) for m in messages)
+        )
+        port = local_port(smtp)
+    assert all(refused == {} for refused, _ in results)
+    ends = [w for w in recorder.writes if b"\r\n.\r\n" in w]
+    assert len(ends) == 8
+    assert all(w.endswith(b"\r\nDATA\r\n") for w in ends[:7])
+    assert ends[7].endswith(b"\r\n.\r\n")
+    assert len(recorder.writes) == 10  # the first commands, 8 ends, QUIT
+    delivered = await inbox.wait_for(["concurrent@example.test"], count=8)
+    ids = sorted(d.header("Message-ID") or "" for d in delivered)
+    assert ids == sorted(re.search(rb"Message-ID: (\S+)", m)[1].decode() for m in messages)  # type: ignore[index]
+    summary = await wait_session_summary(mail_servers, port)
+    assert "mail=8 rcpt=8 data=8" in summary

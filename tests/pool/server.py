@@ -108,6 +108,11 @@ class _Protocol(asyncio.Protocol):
                 self.server.bodies += 1
                 self.server.changed.set()
                 reply = self.server.reply_end(self.session, self.messages, body)
+                if self.buffer and self.server.behind_end is not None:
+                    # Commands came with the end of data, before its reply: a server
+                    # like Dovecot submission 2.3.19 ends the session (or hangs).
+                    self.server.broken_sessions.append(self.session.index)
+                    reply = self.server.behind_end
                 self.messages += 1
                 if reply == HOLD:
                     self._flush(out)
@@ -258,6 +263,10 @@ class PoolServer:
         self.bodies = 0  # complete message bodies received, answered or not
         self.holding = 0  # replies held back (HOLD) so far
         self.logins = 0
+        #: The reply (CLOSE or SILENT) to an end of data that arrives together with
+        #: more commands (pipelined behind it); None answers it as any other.
+        self.behind_end: str | None = None
+        self.broken_sessions: list[int] = []  # sessions that met behind_end
         self.live = 0
         self.max_live = 0
         self.changed = asyncio.Event()

@@ -7,7 +7,7 @@ address only the recipients still owed the message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.message import Message
 from typing import Any, TypeAlias
 
@@ -44,8 +44,14 @@ class Job:
         # A stream can be read once only: no second attempt.
         self.replayable = isinstance(message, (bytes, str, Message))
 
-    async def start(self, client: SMTP, recipients: list[str]) -> Submission:
-        """Run the transaction up to the end of the message (``Link.submit``)."""
+    async def start(
+        self,
+        client: SMTP,
+        recipients: list[str],
+        follows: Callable[[], bool] | None = None,
+    ) -> Submission:
+        """Run the transaction up to the end of the message (``Link.submit``);
+        ``follows()`` says whether another send waits to pipeline behind it."""
         kwargs = self.kwargs
         if isinstance(self.message, Message):
             return await client._link.submit_message(
@@ -58,6 +64,7 @@ class Job:
                 dsn=kwargs.get("dsn"),
                 require_tls=kwargs.get("require_tls", False),
                 smtputf8=kwargs.get("smtputf8"),
+                follows=follows,
             )
         assert self.sender is not None
         return await client._link.submit(
@@ -72,6 +79,7 @@ class Job:
             dsn=kwargs.get("dsn"),
             require_tls=kwargs.get("require_tls", False),
             smtputf8=kwargs.get("smtputf8"),
+            follows=follows,
         )
 
 

@@ -88,7 +88,7 @@ def connection_fate(exc: Exception, client: SMTP) -> Fate:
 class Outcome:
     """How one attempt ended: the refused recipients and final reply, or an exception."""
 
-    __slots__ = ("body_sent", "enhanced", "exception", "refused", "relay", "reply")
+    __slots__ = ("body_sent", "enhanced", "exception", "refused", "relay", "reply", "unanswered")
 
     def __init__(
         self,
@@ -98,6 +98,8 @@ class Outcome:
         enhanced: bool,
         body_sent: bool,
         relay: str | None = None,
+        *,
+        unanswered: bool = False,
     ) -> None:
         self.refused = refused
         self.reply = reply
@@ -106,6 +108,9 @@ class Outcome:
         self.body_sent = body_sent
         #: The name of the relay the attempt ran on (None: it reached none).
         self.relay = relay
+        #: The connection was lost with this transaction's commands pipelined behind
+        #: another message's end of data, none of them answered (``_pipelining``).
+        self.unanswered = unanswered
 
 
 class RetryPolicy:

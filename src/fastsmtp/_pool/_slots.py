@@ -50,6 +50,10 @@ class Slots:
                     self._waiters.remove(waiter)
             raise
 
+    def waiting(self) -> bool:
+        """True if a send is waiting for a slot."""
+        return bool(self._waiters)
+
     def release(self) -> None:
         """Give the slot to the next waiter, or free it."""
         while self._waiters:

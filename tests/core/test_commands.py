@@ -153,3 +153,12 @@ def test_vrfy_non_ascii_needs_utf8() -> None:
 )
 def test_message_size(data: bytes, terminated: bool, size: int) -> None:
     assert message_size(data, terminated=terminated) == size
+
+
+def test_vrfy_non_ascii_mailbox_in_angle_brackets_with_utf8() -> None:
+    # With SMTPUTF8 the mailbox inside <...> may be UTF-8 (RFC 6531 section 3.3).
+    expected = "VRFY j\u00f6rg@b\u00fccher.example\r\n".encode()
+    assert vrfy_line(b"VRFY", "<j\u00f6rg@b\u00fccher.example>", None, True) == expected
+    assert vrfy_line(b"VRFY", "J\u00f6rg <j\u00f6rg@b\u00fccher.example>", None, True) == expected
+    with pytest.raises(UnicodeEncodeError):
+        vrfy_line(b"VRFY", "<j\u00f6rg@b\u00fccher.example>", None, False)

@@ -81,3 +81,22 @@ def test_a_body_without_354_is_refused_with_its_reason(impl: ModuleType, write: 
         getattr(session, write)()
     assert str(info.value) == NO_354
     assert session.phase is Phase.DATA_SENT
+
+
+def test_helo_accepted_is_recorded_refused_is_not(impl: ModuleType) -> None:
+    from .test_session import Wire
+
+    wire = Wire(impl)
+    session = wire.session
+    wire.replies(b"220 mx.example.com\r\n")
+    session.sent((Kind.HELO,))
+    wire.replies(b"501 bad name\r\n")
+    assert session.server.last_helo_response is None
+    assert not session.server.greeted
+    session.sent((Kind.HELO,))
+    [(kind, reply)] = wire.replies(b"250 mx.example.com\r\n")
+    assert kind is Kind.HELO
+    assert session.server.last_helo_response is reply
+    assert session.server.greeted
+    assert session.server.last_ehlo_response is None
+    assert not session.server.supports_esmtp

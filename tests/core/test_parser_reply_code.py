@@ -25,3 +25,27 @@ def test_the_last_digit_nine_is_a_digit(impl: ModuleType) -> None:
     parser.feed(b"299 ok\r\n")
     reply = parser.next_reply()
     assert (reply.code, reply.message) == (299, "ok")
+
+
+@pytest.mark.parametrize(
+    ("stream", "kwargs", "message"),
+    [
+        (b"2x0 bad\r\n250 next\r\n", {}, "Malformed SMTP response line: 2x0 bad\r\n"),
+        (b"250-a\r\n251 b\r\n250 next\r\n", {}, "Malformed SMTP response line: 251 b\r\n"),
+        (
+            b"250-" + b"a" * 30 + b"\r\n250 b\r\n250 next\r\n",
+            {"max_reply_size": 20},
+            "Response too long",
+        ),
+        (b"250-a\r\n250-b\r\n250 c\r\n250 next\r\n", {"max_reply_lines": 2}, "Response too long"),
+    ],
+)
+def test_nothing_after_an_error_in_the_same_chunk_is_a_reply(
+    impl: ModuleType, stream: bytes, kwargs: dict[str, int], message: str
+) -> None:
+    parser = impl.ReplyParser(**kwargs)
+    parser.feed(stream)
+    with pytest.raises(SMTPResponseException) as info:
+        parser.next_reply()
+    assert (info.value.code, info.value.message) == (-1, message)
+    assert not parser.pending

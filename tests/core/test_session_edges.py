@@ -13,8 +13,7 @@ from fastsmtp.errors import SMTPException
 from .test_session import ready
 
 NO_354 = (
-    "The server has not answered DATA with 354 on this connection; "
-    "the message body was not sent"
+    "The server has not answered DATA with 354 on this connection; the message body was not sent"
 )
 
 

@@ -219,18 +219,14 @@ def test_recipients_refused_locally_are_in_refused_with_their_reply() -> None:
     from fastsmtp.errors import SMTPRecipientRefusedLocally, SMTPRecipientsRefusedLocally
 
     bad = SMTPRecipientRefusedLocally(553, "5.1.3 bad address", "bad@")
-    t = MailTransaction(
-        "s@x", ["r@x"], b"MAIL FROM:<s@x>\r\n", [b"RCPT TO:<r@x>\r\n"], local=[bad]
-    )
+    t = MailTransaction("s@x", ["r@x"], b"MAIL FROM:<s@x>\r\n", [b"RCPT TO:<r@x>\r\n"], local=[bad])
     assert t.refused == {"bad@": SMTPResponse(553, "5.1.3 bad address")}
     t.take(OK)
     t.take(OK)
     t.take(GO)
     assert t.refused == {"bad@": SMTPResponse(553, "5.1.3 bad address")}
     # All refused (the server refuses the other one): the local exception, both inside.
-    t = MailTransaction(
-        "s@x", ["r@x"], b"MAIL FROM:<s@x>\r\n", [b"RCPT TO:<r@x>\r\n"], local=[bad]
-    )
+    t = MailTransaction("s@x", ["r@x"], b"MAIL FROM:<s@x>\r\n", [b"RCPT TO:<r@x>\r\n"], local=[bad])
     t.take(OK)
     no = SMTPResponse(550, "no")
     with pytest.raises(SMTPRecipientsRefusedLocally) as info:

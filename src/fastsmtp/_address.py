@@ -101,7 +101,8 @@ class _NotAscii(_Invalid):
     """Internal: a non-ASCII mailbox without SMTPUTF8; ``index`` of the first such char."""
 
     def __init__(self, mailbox: str, index: int) -> None:
-        super().__init__("contains non-ASCII characters; they require SMTPUTF8")
+        # No message: envelope_address() turns this into a UnicodeEncodeError with its own.
+        super().__init__()
         self.mailbox = mailbox
         self.index = index
 
@@ -148,9 +149,10 @@ def _envelope_address(address: str, utf8: bool, allow_null: bool, allow_postmast
     text = address.strip(_STRIP)
     if _FAST_MAILBOX.fullmatch(text) is not None:
         # The common case. ASCII only (atext and letter-digit-hyphen labels), so
-        # characters are octets and the length limits are plain comparisons.
-        at = text.rindex("@")
-        if at <= MAX_LOCAL_PART and len(text) - at - 1 <= MAX_DOMAIN and len(text) + 2 <= MAX_PATH:
+        # characters are octets and the length limits are plain comparisons. The path
+        # limit implies the domain limit (a domain within 254 - 2 octets); anything over
+        # a limit is checked again below, for the error message.
+        if text.index("@") <= MAX_LOCAL_PART and len(text) + 2 <= MAX_PATH:
             return text
         mailbox = text
     else:

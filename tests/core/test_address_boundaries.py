@@ -311,3 +311,42 @@ def test_non_str_address_message() -> None:
     with pytest.raises(TypeError) as info:
         envelope_address(b"a@b.example")  # type: ignore[arg-type]
     assert str(info.value) == "email address must be str, not bytes"
+
+
+@pytest.mark.parametrize(
+    ("address", "index"),
+    [("\u00e9@x.example", 0), ("ab\u00e9@x.example", 2), ("a@x.\u00e9xample", 4)],
+)
+def test_unicode_encode_error_points_at_the_first_non_ascii_character(
+    address: str, index: int
+) -> None:
+    # What str.encode("ascii") says of the same string (aiosmtplib's error).
+    with pytest.raises(UnicodeEncodeError) as info:
+        envelope_address(address)
+    assert (info.value.start, info.value.end) == (index, index + 1)
+    assert info.value.object == address
+    with pytest.raises(UnicodeEncodeError) as ascii_info:
+        address.encode("ascii")
+    assert (ascii_info.value.start, ascii_info.value.end) == (index, index + 1)
+
+
+@pytest.mark.parametrize("space", ["\x0b", "\x0c", "\x1c", "\x85", "\xa0"])
+def test_only_sp_tab_cr_lf_are_stripped(space: str) -> None:
+    # Other characters str.strip() would remove are part of the address, and refused.
+    with pytest.raises(ValueError, match="Invalid email address"):
+        envelope_address(f"{space}a@x.example", utf8=True)
+    with pytest.raises(ValueError, match="Invalid email address"):
+        envelope_address(f"a@x.example{space}", utf8=True)
+    assert envelope_address(" \t\r\na@x.example \t\r\n") == "a@x.example"
+
+
+def test_a_second_at_outside_quotes_is_in_the_domain() -> None:
+    invalid("a@b@c.example", "domain contains '@'")
+    invalid("<a@b@c.example>", "domain contains '@'")
+
+
+def test_null_path_and_postmaster_refusals_named_exactly() -> None:
+    invalid("<>", "empty address (the null path <>) is not allowed here")
+    invalid("", "empty address (the null path <>) is not allowed here")
+    invalid("Postmaster", "a bare Postmaster without domain is not allowed here")
+    invalid("<postmaster>", "a bare Postmaster without domain is not allowed here")

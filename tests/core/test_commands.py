@@ -163,3 +163,43 @@ def test_vrfy_parameters_without_an_argument_are_refused(argument: str) -> None:
     with pytest.raises(SMTPCommandRefusedLocally) as info:
         vrfy_line(b"EXPN", argument, ["SMTPUTF8"], True)
     assert info.value.code == 501
+
+
+def test_vrfy_non_ascii_mailbox_in_angle_brackets_with_utf8() -> None:
+    # With SMTPUTF8 the mailbox inside <...> may be UTF-8 (RFC 6531 section 3.3).
+    expected = "VRFY j\u00f6rg@b\u00fccher.example\r\n".encode()
+    assert vrfy_line(b"VRFY", "<j\u00f6rg@b\u00fccher.example>", None, True) == expected
+    assert vrfy_line(b"VRFY", "J\u00f6rg <j\u00f6rg@b\u00fccher.example>", None, True) == expected
+    with pytest.raises(UnicodeEncodeError):
+        vrfy_line(b"VRFY", "<j\u00f6rg@b\u00fccher.example>", None, False)
+
+
+def test_local_refusals_of_mail_and_rcpt_are_named_exactly() -> None:
+    # RFC 5321 section 4.2.3 codes and RFC 3463 enhanced codes, the address kept on the
+    # exception, the reason worded as a server's reply.
+    from fastsmtp.errors import (
+        REFUSED_LOCALLY,
+        SMTPRecipientRefusedLocally,
+        SMTPSenderRefusedLocally,
+    )
+
+    with pytest.raises(SMTPSenderRefusedLocally) as sender_info:
+        mail_line("a b@x.example", None, "ascii")
+    assert (sender_info.value.code, sender_info.value.sender) == (553, "a b@x.example")
+    assert sender_info.value.message == (
+        "5.1.7 Invalid email address 'a b@x.example': local part contains a space outside "
+        f"quotes {REFUSED_LOCALLY}"
+    )
+    with pytest.raises(SMTPSenderRefusedLocally) as param_info:
+        mail_line("a@x.example", ["RET=A B"], "ascii")
+    assert (param_info.value.code, param_info.value.sender) == (501, "a@x.example")
+    assert param_info.value.message.startswith("5.5.4 Invalid ESMTP parameter 'RET=A B'")
+    assert param_info.value.message.endswith(REFUSED_LOCALLY)
+    with pytest.raises(SMTPRecipientRefusedLocally) as rcpt_info:
+        rcpt_line("a b@x.example", None, "ascii")
+    assert (rcpt_info.value.code, rcpt_info.value.recipient) == (553, "a b@x.example")
+    assert rcpt_info.value.message.startswith("5.1.3 Invalid email address 'a b@x.example'")
+    with pytest.raises(SMTPRecipientRefusedLocally) as rparam_info:
+        rcpt_line("a@x.example", ["NOTIFY=\r\n"], "ascii")
+    assert (rparam_info.value.code, rparam_info.value.recipient) == (501, "a@x.example")
+    assert rparam_info.value.message.startswith("5.5.4 Invalid ESMTP parameter")

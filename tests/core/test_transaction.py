@@ -212,3 +212,24 @@ def test_line_endings_do_not_depend_on_the_chunking(chunks: list[bytes]) -> None
     assert joined == b"".join(normalise([whole]))
     # The one-shot form: every CRLF, bare CR and bare LF is one CRLF.
     assert joined == whole.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_recipients_refused_locally_are_in_refused_with_their_reply() -> None:
+    # sendmail() returns them in its refused dict, as a server's refusal would be.
+    from fastsmtp.errors import SMTPRecipientRefusedLocally, SMTPRecipientsRefusedLocally
+
+    bad = SMTPRecipientRefusedLocally(553, "5.1.3 bad address", "bad@")
+    t = MailTransaction("s@x", ["r@x"], b"MAIL FROM:<s@x>\r\n", [b"RCPT TO:<r@x>\r\n"], local=[bad])
+    assert t.refused == {"bad@": SMTPResponse(553, "5.1.3 bad address")}
+    t.take(OK)
+    t.take(OK)
+    t.take(GO)
+    assert t.refused == {"bad@": SMTPResponse(553, "5.1.3 bad address")}
+    # All refused (the server refuses the other one): the local exception, both inside.
+    t = MailTransaction("s@x", ["r@x"], b"MAIL FROM:<s@x>\r\n", [b"RCPT TO:<r@x>\r\n"], local=[bad])
+    t.take(OK)
+    no = SMTPResponse(550, "no")
+    with pytest.raises(SMTPRecipientsRefusedLocally) as info:
+        t.take(no)
+    assert [(e.recipient, e.code) for e in info.value.recipients] == [("bad@", 553), ("r@x", 550)]
+    assert t.refused == {"bad@": SMTPResponse(553, "5.1.3 bad address"), "r@x": no}

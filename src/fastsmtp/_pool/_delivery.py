@@ -17,7 +17,7 @@ from ..results import SendResult
 from ..smtp import Submission
 from ._job import Job
 from ._policy import Outcome, RetryPolicy, Tally, connection_fate
-from ._rate import RateLimit
+from ._rate import RateLimiter
 from ._store import ConnectionStore
 
 __all__ = ("Delivery",)
@@ -30,7 +30,7 @@ class Delivery:
     transactions started."""
 
     def __init__(
-        self, store: ConnectionStore, policy: RetryPolicy, message_rate: RateLimit | None
+        self, store: ConnectionStore, policy: RetryPolicy, message_rate: RateLimiter | None
     ) -> None:
         self.store = store
         self.policy = policy
@@ -54,6 +54,11 @@ class Delivery:
         """One transaction on one connection; exceptions are returned, not raised."""
         if self._message_rate is not None:
             await self._message_rate.acquire()
+        if job.before_attempt is not None:  # e.g. a delivery ledger's last check
+            try:
+                await job.before_attempt()
+            except Exception as exc:
+                return Outcome(None, None, exc, False, False)
         submission: Submission
         try:
             async with self.store.checkout() as conn:

@@ -1,0 +1,26 @@
+"""Sending from a fleet of workers: a shared rate limit and a delivery ledger on Redis.
+
+Needs the ``redis`` extra (``pip install 'fastsmtplib[redis]'``): redis-py's asyncio
+client. ``fastsmtp.celery`` and ``fastsmtp.taskiq`` build on these.
+
+- :class:`RedisRateLimiter`: one limit for every worker (``SMTPPool(rate_limiter=...)``).
+- :class:`DeliveryLedger`: claimed / sending / sent / unknown / failed per message.
+- :func:`send_once`: claim, send through a pool, record; returns plain data.
+"""
+
+from __future__ import annotations
+
+from ._ledger import Claim, DeliveryLedger, LeaseLost, LedgerState
+from ._limiter import RedisRateLimiter
+from ._send import message_key, result_data, send_once
+
+__all__ = (
+    "Claim",
+    "DeliveryLedger",
+    "LeaseLost",
+    "LedgerState",
+    "RedisRateLimiter",
+    "message_key",
+    "result_data",
+    "send_once",
+)

@@ -54,15 +54,15 @@ class Delivery:
         """One transaction on one connection; exceptions are returned, not raised."""
         if self._message_rate is not None:
             await self._message_rate.acquire()
-        if job.before_attempt is not None:  # e.g. a delivery ledger's last check
-            try:
-                await job.before_attempt()
-            except Exception as exc:
-                return Outcome(None, None, exc, False, False)
         submission: Submission
         try:
             async with self.store.checkout() as conn:
                 enhanced, relay = conn.enhanced, conn.relay.name
+                if job.before_attempt is not None:  # e.g. fastsmtp.fleet's ledger and limit
+                    try:
+                        await job.before_attempt()
+                    except Exception as exc:  # nothing written: the connection is as it was
+                        return Outcome(None, None, exc, enhanced, False, relay)
                 try:
                     submission = await job.start(conn.client, recipients)
                 except Exception as exc:

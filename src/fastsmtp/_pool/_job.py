@@ -43,9 +43,9 @@ class Job:
         self.kwargs = kwargs
         # A stream can be read once only: no second attempt.
         self.replayable = isinstance(message, (bytes, str, Message))
-        #: Awaited before each attempt, after the rate limit and before the connection
-        #: is checked out; an exception it raises ends the attempt (a permanent failure
-        #: unless it is an OSError), nothing having been written.
+        #: Awaited before each attempt, on the checked-out connection just before MAIL;
+        #: an exception it raises ends the attempt (a permanent failure unless it is an
+        #: OSError), nothing having been written.
         self.before_attempt: Callable[[], Awaitable[None]] | None = None
 
     async def start(self, client: SMTP, recipients: list[str]) -> Submission:

@@ -3,6 +3,11 @@
 One Redis hash per message, keyed by an idempotency key (the caller's, or the
 Message-ID). Its state moves only forward, each step one atomic Lua script:
 
+- ``queued`` (optional, by the producer before it hands the message to the queue): a
+  task queue can lose a task (Celery's Redis broker, between taking a message from the
+  list and recording it as unacknowledged, if the worker is killed there), so
+  :meth:`DeliveryLedger.stale_queued` finds entries nobody claimed in time, to be
+  queued again.
 - ``claimed``: a worker took the message (before the rate limit and the connection).
   The claim is a lease: if the worker dies before it starts the transaction, the entry
   expires after ``lease`` seconds and another worker may send the message.
@@ -34,6 +39,7 @@ __all__ = ("Claim", "DeliveryLedger", "LeaseLost", "LedgerState")
 class LedgerState(str, enum.Enum):
     """A message's state in the ledger."""
 
+    QUEUED = "queued"
     CLAIMED = "claimed"
     SENDING = "sending"
     SENT = "sent"
@@ -70,7 +76,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # KEYS[1]; ARGV: owner, lease ms, sending grace ms, retention ms.
 _CLAIM = _NOW + """
 local s = redis.call('HGET', KEYS[1], 's')
-if (not s) or s == 'failed_temporarily' then
+if (not s) or s == 'queued' or s == 'failed_temporarily' then
   redis.call('HSET', KEYS[1], 's', 'claimed', 'o', ARGV[1], 't', now, 'r', '')
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {'claimed', ''}
@@ -85,6 +91,14 @@ if s == 'sending' then
   return {'unknown', ''}
 end
 return {s, redis.call('HGET', KEYS[1], 'r') or ''}
+"""
+
+# KEYS[1]; ARGV: retention ms. 1 if the entry was new (now `queued`).
+_ENQUEUE = _NOW + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 's', 'queued', 't', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
 """
 
 # KEYS[1]; ARGV: owner, retention ms. 1 if the owner may start a transaction now.
@@ -132,12 +146,33 @@ class DeliveryLedger:
         self.lease_ms = max(1, round(lease * 1000))
         self.grace_ms = max(1, round(sending_grace * 1000))
         self.retention_ms = max(1, round(retention * 1000))
+        self._enqueue = redis.register_script(_ENQUEUE)
         self._claim = redis.register_script(_CLAIM)
         self._begin = redis.register_script(_BEGIN)
         self._finish = redis.register_script(_FINISH)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
+
+    async def enqueue(self, key: str) -> bool:
+        """Note ``key`` as ``queued`` (producer side); False if it has an entry already."""
+        return bool(await self._enqueue(keys=[self._key(key)], args=[self.retention_ms]))
+
+    async def stale_queued(self, older_than: float) -> list[str]:
+        """Keys still ``queued`` ``older_than`` seconds after they were noted: their tasks
+        were lost (or are far behind); queue them again, the ledger keeps it once.
+
+        A SCAN of the whole prefix: run it as a periodic sweep, not per message.
+        """
+        (seconds, micros) = await self.redis.time()
+        limit = int(seconds) * 1000 + int(micros) // 1000 - round(older_than * 1000)
+        found = []
+        start = len(self.prefix) + 1
+        async for raw in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000):
+            state, at = await self.redis.hmget(raw, ["s", "t"])
+            if state == b"queued" and at is not None and int(at) <= limit:
+                found.append((raw.decode() if isinstance(raw, bytes) else raw)[start:])
+        return found
 
     async def claim(self, key: str, owner: str) -> Claim:
         """Take the message for ``owner``, or say who has it (one round trip)."""

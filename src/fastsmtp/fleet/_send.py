@@ -14,6 +14,7 @@ from email.parser import BytesHeaderParser, HeaderParser
 from typing import Any
 
 from .._pool._job import Job, message_job, recipient_list
+from .._pool._rate import RateLimiter
 from ..pool import SMTPPool
 from ..results import SendResult, SendStatus
 from ._ledger import DeliveryLedger, LeaseLost, LedgerState
@@ -77,6 +78,7 @@ async def send_once(
     sender: str | None = None,
     recipients: str | Sequence[str] | None = None,
     key: str | None = None,
+    limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
     """Send ``message`` through ``pool`` unless some worker of the fleet has (or may
     have) sent it; the outcome as plain data.
@@ -86,6 +88,11 @@ async def send_once(
     again later); else the state found, ``"sent"``, ``"unknown"`` or ``"failed"``,
     with that earlier attempt's record. Only a ``failed_temporarily`` entry is tried
     again. Raises (before anything is sent) for a bad message or a Redis error.
+
+    ``limiter`` (e.g. a :class:`RedisRateLimiter` shared by the fleet) is acquired on the
+    checked-out connection, right before MAIL, so the relay sees the transactions at
+    the limiter's pace (a pool's own ``rate_limiter`` is acquired before the checkout,
+    so a connection being opened delays the MAIL after it).
     """
     key = message_key(message) if key is None else key
     if isinstance(message, Message):
@@ -98,11 +105,16 @@ async def send_once(
     claim = await ledger.claim(key, owner)
     if not claim.won:
         found = dict(claim.record or {"status": None})
+        if claim.record is None and claim.state == LedgerState.UNKNOWN.value:
+            # Its worker died mid-transaction (the entry outlived sending_grace).
+            found.update(status=SendStatus.OUTCOME_UNKNOWN.value, error="sender lost")
         found.update(key=key, ledger=claim.state)
         return found
 
     async def begin() -> None:
-        await ledger.begin(key, owner)
+        if limiter is not None:
+            await limiter.acquire()
+        await ledger.begin(key, owner)  # the last check, right before MAIL
 
     job.before_attempt = begin
     result = await pool._delivery.deliver(job)

@@ -88,7 +88,9 @@ def register_send_task(
         key: str | None = None,
     ) -> dict[str, Any]:
         runtime = runtime_for(name, settings)
-        data = runtime.run(runtime.send(message, sender=sender, recipients=recipients, key=key))
+        data = runtime.run(
+            runtime.fleet.send(message, sender=sender, recipients=recipients, key=key)
+        )
         retries = self.request.retries
         if data["ledger"] == "busy":
             raise self.retry(countdown=busy_countdown, max_retries=busy_max_retries)
@@ -122,7 +124,7 @@ def enqueue_send(
     fleet's database), then queue the task; the ``AsyncResult``.
 
     Celery's Redis broker can lose a task whose worker is killed at the wrong instant;
-    an entry still ``queued`` later (``DeliveryLedger.stale_queued``) shows which, so
+    an entry still ``queued`` later (``DeliveryLedger.stale``) shows which, so
     the producer can queue them again (the ledger still sends each once).
     """
     key = message_key(message) if key is None else key

@@ -85,10 +85,10 @@ def ledger_states(redis_server: RedisServer) -> dict[str, str]:
     return {k.decode().split(":", 2)[2]: s.decode() for k, s in zip(keys, states, strict=True)}
 
 
-async def stale_queued(redis_server: RedisServer, older_than: float) -> list[str]:
+async def stale(redis_server: RedisServer, older_than: float) -> list[str]:
     client = aioredis.from_url(f"{redis_server.url}?db=2")
     try:
-        return await DeliveryLedger(client).stale_queued(older_than)
+        return await DeliveryLedger(client).stale(older_than)
     finally:
         await client.aclose()
 
@@ -138,7 +138,7 @@ def test_exactly_once_or_reported_with_workers_killed(
             except celery.exceptions.TimeoutError:
                 # Still `queued` 15 s on (a redelivery comes after 4 s, a dead sender's
                 # entry is settled after 8 s): the task is lost.
-                if key in asyncio.run(stale_queued(redis_server, older_than=15)):
+                if key in asyncio.run(stale(redis_server, older_than=15)):
                     requeued.append(key)
                     body, rcpts = messages[key]
                     result = send.delay(body, "sender@fleet.test", rcpts, key)

@@ -87,6 +87,6 @@ def start_celery_worker(name: str, env: dict[str, str], concurrency: int = 8) ->
 def start_taskiq_worker(name: str, env: dict[str, str]) -> Worker:
     args = [
         sys.executable, "-m", "taskiq", "worker", "tests.fleet.taskiq_app:broker",
-        "--workers", "1", "--log-level", "INFO",
+        "--workers", "1", "--log-level", "INFO", "--ack-type", "when_saved",
     ]  # fmt: skip
     return Worker(name, args, env, ready_text="Listening started")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from ._ledger import Claim, DeliveryLedger, LeaseLost, LedgerState
 from ._limiter import RedisRateLimiter
-from ._runtime import FleetRuntime, FleetSettings
+from ._runtime import Fleet, FleetRuntime, FleetSettings
 from ._send import message_key, result_data, send_once
 
 __all__ = (
     "Claim",
     "DeliveryLedger",
+    "Fleet",
     "FleetRuntime",
     "FleetSettings",
     "LeaseLost",

@@ -5,12 +5,13 @@ Message-ID). Its state moves only forward, each step one atomic Lua script:
 
 - ``queued`` (optional, by the producer before it hands the message to the queue): a
   task queue can lose a task (Celery's Redis broker, between taking a message from the
-  list and recording it as unacknowledged, if the worker is killed there), so
-  :meth:`DeliveryLedger.stale_queued` finds entries nobody claimed in time, to be
-  queued again.
+  list and recording it as unacknowledged, if the worker is killed there; taskiq-redis's
+  stream broker reclaims a dead worker's tasks only when new ones arrive), so
+  :meth:`DeliveryLedger.stale` finds the entries not settled in time, to be queued
+  again (the ledger still sends each message once).
 - ``claimed``: a worker took the message (before the rate limit and the connection).
-  The claim is a lease: if the worker dies before it starts the transaction, the entry
-  expires after ``lease`` seconds and another worker may send the message.
+  The claim is a lease: if the worker dies before it starts the transaction, another
+  worker may claim the message ``lease`` seconds later and send it.
 - ``sending``: set just before the transaction starts (MAIL), by the claim's owner
   only; from here the server may get the message, so it is never sent again
   automatically. A ``sending`` entry older than ``sending_grace`` (its worker died
@@ -73,15 +74,20 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS[1]; ARGV: owner, lease ms, sending grace ms, retention ms.
+# KEYS[1]; ARGV: owner, lease ms, sending grace ms, retention ms. A claim's lease is a
+# field (l), not the key's expiry: an entry never vanishes before its retention, so a
+# message whose task was lost stays visible to `stale`.
 _CLAIM = _NOW + """
 local s = redis.call('HGET', KEYS[1], 's')
-if (not s) or s == 'queued' or s == 'failed_temporarily' then
-  redis.call('HSET', KEYS[1], 's', 'claimed', 'o', ARGV[1], 't', now, 'r', '')
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if s == 'claimed' and now < tonumber(redis.call('HGET', KEYS[1], 'l')) then
+  return {'busy', ''}
+end
+if (not s) or s == 'queued' or s == 'claimed' or s == 'failed_temporarily' then
+  redis.call('HSET', KEYS[1], 's', 'claimed', 'o', ARGV[1], 't', now,
+             'l', now + tonumber(ARGV[2]), 'r', '')
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return {'claimed', ''}
 end
-if s == 'claimed' then return {'busy', ''} end
 if s == 'sending' then
   if now - tonumber(redis.call('HGET', KEYS[1], 't')) < tonumber(ARGV[3]) then
     return {'busy', ''}
@@ -158,19 +164,20 @@ class DeliveryLedger:
         """Note ``key`` as ``queued`` (producer side); False if it has an entry already."""
         return bool(await self._enqueue(keys=[self._key(key)], args=[self.retention_ms]))
 
-    async def stale_queued(self, older_than: float) -> list[str]:
-        """Keys still ``queued`` ``older_than`` seconds after they were noted: their tasks
-        were lost (or are far behind); queue them again, the ledger keeps it once.
+    async def stale(self, older_than: float) -> list[str]:
+        """Keys ``queued``, ``claimed`` or ``sending`` unchanged for ``older_than``
+        seconds: their tasks were lost (or their workers died); queue them again, and
+        the ledger sends each at most once (a ``sending`` one is reported ``unknown``).
 
         A SCAN of the whole prefix: run it as a periodic sweep, not per message.
         """
-        (seconds, micros) = await self.redis.time()
+        seconds, micros = await self.redis.time()
         limit = int(seconds) * 1000 + int(micros) // 1000 - round(older_than * 1000)
         found = []
         start = len(self.prefix) + 1
         async for raw in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000):
             state, at = await self.redis.hmget(raw, ["s", "t"])
-            if state == b"queued" and at is not None and int(at) <= limit:
+            if state in (b"queued", b"claimed", b"sending") and at and int(at) <= limit:
                 found.append((raw.decode() if isinstance(raw, bytes) else raw)[start:])
         return found
 

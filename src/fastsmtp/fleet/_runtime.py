@@ -24,7 +24,7 @@ from ._limiter import RedisRateLimiter
 from ._redis import redis_asyncio
 from ._send import send_once
 
-__all__ = ("FleetRuntime", "FleetSettings")
+__all__ = ("Fleet", "FleetRuntime", "FleetSettings")
 
 T = TypeVar("T")
 
@@ -65,37 +65,36 @@ def _new_loop(kind: str | None) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-class FleetRuntime:
-    """The loop thread of one worker process, with its pool, limiter and ledger."""
+class Fleet:
+    """A pool, a Redis client, the ledger and the shared limiter, for one event loop.
+
+    ``await fleet.open()`` on the loop that will send (a taskiq worker's, or a
+    :class:`FleetRuntime`'s thread), then ``await fleet.send(...)``; ``aclose()`` at the end.
+    """
 
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
-        self.pid = os.getpid()
-        self.loop = _new_loop(settings.loop)
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="fastsmtp-fleet", daemon=True
-        )
-        self._thread.start()
-        self.redis, self.ledger, self.limiter, self.pool = self.run(self._build())
+        self.redis: Any = None
+        self.ledger: DeliveryLedger
+        self.limiter: RedisRateLimiter | None = None
+        self.pool: SMTPPool
 
-    async def _build(self) -> tuple[Any, DeliveryLedger, RedisRateLimiter | None, SMTPPool]:
+    async def open(self) -> Fleet:
         s = self.settings
-        redis = redis_asyncio.from_url(s.redis_url)
-        limiter = (
-            RedisRateLimiter(
-                redis, s.rate_key, limit=s.rate_limit, period=s.rate_period, burst=s.rate_burst
+        self.redis = redis_asyncio.from_url(s.redis_url)
+        if s.rate_limit is not None:
+            self.limiter = RedisRateLimiter(
+                self.redis, s.rate_key, limit=s.rate_limit, period=s.rate_period, burst=s.rate_burst
             )
-            if s.rate_limit is not None
-            else None
-        )
-        ledger = DeliveryLedger(
-            redis,
+        self.ledger = DeliveryLedger(
+            self.redis,
             prefix=s.ledger_prefix,
             lease=s.lease,
             sending_grace=s.sending_grace,
             retention=s.retention,
         )
-        return redis, ledger, limiter, SMTPPool(**s.pool)
+        self.pool = SMTPPool(**s.pool)
+        return self
 
     async def send(
         self,
@@ -105,33 +104,47 @@ class FleetRuntime:
         recipients: str | Sequence[str] | None = None,
         key: str | None = None,
     ) -> dict[str, Any]:
-        """:func:`send_once` with this runtime's pool, ledger and limiter (on its loop)."""
+        """:func:`send_once` with this fleet's pool, ledger and limiter."""
         return await send_once(
             self.pool, self.ledger, message,
             sender=sender, recipients=recipients, key=key, limiter=self.limiter,
         )  # fmt: skip
 
+    async def aclose(self) -> None:
+        """QUIT the pool's connections, then close the Redis client."""
+        try:
+            await self.pool.close()
+        finally:
+            await self.redis.aclose()
+
+
+class FleetRuntime:
+    """The loop thread of one worker process, with its :class:`Fleet`."""
+
+    def __init__(self, settings: FleetSettings) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.loop = _new_loop(settings.loop)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="fastsmtp-fleet", daemon=True
+        )
+        self._thread.start()
+        self.fleet = self.run(Fleet(settings).open())
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the runtime's loop and wait for its result (from any thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def call(self, make: Callable[[FleetRuntime], Coroutine[Any, Any, T]]) -> T:
-        """``run(make(self))``."""
-        return self.run(make(self))
+    def call(self, make: Callable[[Fleet], Coroutine[Any, Any, T]]) -> T:
+        """``run(make(self.fleet))``."""
+        return self.run(make(self.fleet))
 
     def close(self, timeout: float = 30.0) -> None:
         """QUIT the pool's connections, close Redis, stop the loop thread."""
         if not self.loop.is_running():
             return
-
-        async def shutdown() -> None:
-            try:
-                await self.pool.close()
-            finally:
-                await self.redis.aclose()
-
         try:
-            self.run(shutdown(), timeout)
+            self.run(self.fleet.aclose(), timeout)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout)

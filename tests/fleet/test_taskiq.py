@@ -28,7 +28,7 @@ from fastsmtp.taskiq import enqueue_send  # noqa: E402
 
 from .test_celery import ledger_states, text  # noqa: E402
 
-MESSAGES = int(os.environ.get("FASTSMTP_FLEET_TASKIQ_MESSAGES", "600"))
+MESSAGES = int(os.environ.get("FASTSMTP_FLEET_TASKIQ_MESSAGES", "300"))
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_taskiq_workers_send_each_message_once_or_report_it(
             for key, task in tasks.items():
                 while key not in returned:
                     try:
-                        result = await task.wait_result(timeout=20)
+                        result = await task.wait_result(timeout=10)
                     except TaskiqResultTimeoutError:
                         # The dead worker's tasks wait in its pending list until new
                         # messages come (taskiq-redis): the producer's sweep finds them.

@@ -22,8 +22,9 @@ adds the envelope's sender and recipients.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.message import Message
 from typing import Any
 
@@ -36,15 +37,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._pool._job import Job, message_job, recipient_list
+
+__all__ = ("PoolTelemetry", "message_size")
 from .pool import SMTPPool
 from .results import SendResult, SendStatus
-
-__all__ = ("PoolTelemetry",)
 
 _NAME = "fastsmtp"
 
 
-def _size(message: Message | bytes | str) -> int:
+def message_size(message: Message | bytes | str) -> int:
+    """The size of ``message`` in bytes (as sent, before dot-stuffing)."""
     if isinstance(message, bytes):
         return len(message)
     if isinstance(message, str):
@@ -129,22 +131,34 @@ class PoolTelemetry:
             if sender is None or recipients is None:
                 raise ValueError("sender and recipients are required for bytes or str")
             job = Job(message, sender, recipient_list(recipients), {})
-        size = _size(message)
+        with self.measure(message_size(message), job.recipients, job.sender) as done:
+            result = await self.pool._delivery.deliver(job)
+            done(result)
+        return result
+
+    @contextlib.contextmanager
+    def measure(
+        self, size: int, recipients: Sequence[str], sender: str | None
+    ) -> Iterator[Callable[[SendResult], None]]:
+        """A span around a send made some other way (``fastsmtp.fleet``); call the
+        yielded function with its ``SendResult`` to describe and count it."""
         attributes: dict[str, Any] = {
             **self._server,
             "smtp.message.size": size,
-            "smtp.recipients.count": len(job.recipients),
+            "smtp.recipients.count": len(recipients),
         }
         if self.record_addresses:
-            attributes["smtp.sender"] = job.sender or ""
-            attributes["smtp.recipients"] = list(job.recipients)
+            attributes["smtp.sender"] = sender or ""
+            attributes["smtp.recipients"] = list(recipients)
         with self.tracer.start_as_current_span(
             "smtp send", kind=trace.SpanKind.CLIENT, attributes=attributes
         ) as span:
             start = time.perf_counter()
-            result = await self.pool._delivery.deliver(job)
-            self.record(result, size, time.perf_counter() - start, span)
-        return result
+
+            def done(result: SendResult) -> None:
+                self.record(result, size, time.perf_counter() - start, span)
+
+            yield done
 
     def record(
         self, result: SendResult, size: int, seconds: float, span: trace.Span | None = None

@@ -182,3 +182,47 @@ async def test_the_message_id_is_the_default_key_and_required(redis_url: str) ->
             )
     assert keyed["ledger"] == "new" and keyed["status"] == "sent"
     assert server.bodies == 2
+
+
+async def test_a_fleet_traces_its_sends_and_what_the_ledger_said(redis_url: str) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk (test extra)")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from fastsmtp.fleet import Fleet, FleetSettings
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    async with PoolServer() as server:
+        settings = FleetSettings(
+            redis_url=redis_url,
+            pool={"hostname": "127.0.0.1", "port": server.port, **FAST},
+            telemetry=True,
+        )
+        fleet = await Fleet(
+            settings, tracer_provider=tracer_provider,
+            meter_provider=MeterProvider(metric_readers=[reader]),
+        ).open()  # fmt: skip
+        try:
+            first = await fleet.send(raw(5), sender="s@x.test", recipients="r@x.test")
+            again = await fleet.send(raw(5), sender="s@x.test", recipients="r@x.test")
+        finally:
+            await fleet.aclose()
+    assert (first["ledger"], again["ledger"]) == ("new", "sent")
+    sent, duplicate = (dict(s.attributes or {}) for s in spans.get_finished_spans())
+    assert (sent["smtp.outcome"], sent["fastsmtp.ledger"]) == ("sent", "new")
+    assert sent["smtp.message.size"] == len(raw(5))
+    assert duplicate["fastsmtp.ledger"] == "sent" and "smtp.outcome" not in duplicate
+    metrics = {
+        m.name: list(m.data.data_points)
+        for rm in reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+    assert [p.value for p in metrics["fastsmtp.smtp.client.messages"]] == [1]
+    assert server.bodies == 1

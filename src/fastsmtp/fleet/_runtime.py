@@ -51,6 +51,9 @@ class FleetSettings:
     sending_grace: float = 900.0
     retention: float = 7 * 86400.0
     loop: str | None = None
+    #: Trace and measure each send with fastsmtp.otel (the ``otel`` extra), on the
+    #: global OpenTelemetry providers unless ``Fleet`` is given its own.
+    telemetry: bool = False
 
 
 def _new_loop(kind: str | None) -> asyncio.AbstractEventLoop:
@@ -72,8 +75,12 @@ class Fleet:
     :class:`FleetRuntime`'s thread), then ``await fleet.send(...)``; ``aclose()`` at the end.
     """
 
-    def __init__(self, settings: FleetSettings) -> None:
+    def __init__(
+        self, settings: FleetSettings, *, tracer_provider: Any = None, meter_provider: Any = None
+    ) -> None:
         self.settings = settings
+        self._providers = (tracer_provider, meter_provider)
+        self.telemetry: Any = None  # fastsmtp.otel.PoolTelemetry when settings.telemetry
         self.redis: Any = None
         self.ledger: DeliveryLedger
         self.limiter: RedisRateLimiter | None = None
@@ -94,6 +101,13 @@ class Fleet:
             retention=s.retention,
         )
         self.pool = SMTPPool(**s.pool)
+        if s.telemetry:
+            from ..otel import PoolTelemetry
+
+            tracer_provider, meter_provider = self._providers
+            self.telemetry = PoolTelemetry(
+                self.pool, tracer_provider=tracer_provider, meter_provider=meter_provider
+            )
         return self
 
     async def send(
@@ -104,11 +118,27 @@ class Fleet:
         recipients: str | Sequence[str] | None = None,
         key: str | None = None,
     ) -> dict[str, Any]:
-        """:func:`send_once` with this fleet's pool, ledger and limiter."""
-        return await send_once(
-            self.pool, self.ledger, message,
-            sender=sender, recipients=recipients, key=key, limiter=self.limiter,
-        )  # fmt: skip
+        """:func:`send_once` with this fleet's pool, ledger and limiter (in a span, and
+        measured, when ``settings.telemetry``)."""
+        if self.telemetry is None:
+            return await send_once(
+                self.pool, self.ledger, message,
+                sender=sender, recipients=recipients, key=key, limiter=self.limiter,
+            )  # fmt: skip
+        from ..otel import message_size
+
+        listed = [recipients] if isinstance(recipients, str) else list(recipients or [])
+        with self.telemetry.measure(message_size(message), listed, sender) as done:
+            data = await send_once(
+                self.pool, self.ledger, message,
+                sender=sender, recipients=recipients, key=key, limiter=self.limiter,
+                on_result=done,
+            )  # fmt: skip
+            from opentelemetry import trace
+
+            # new, or what another worker's attempt left (sent, unknown, failed, busy)
+            trace.get_current_span().set_attribute("fastsmtp.ledger", data["ledger"])
+        return data
 
     async def aclose(self) -> None:
         """QUIT the pool's connections, then close the Redis client."""

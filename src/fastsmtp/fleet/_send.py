@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
 from typing import Any
@@ -79,6 +79,7 @@ async def send_once(
     recipients: str | Sequence[str] | None = None,
     key: str | None = None,
     limiter: RateLimiter | None = None,
+    on_result: Callable[[SendResult], None] | None = None,
 ) -> dict[str, Any]:
     """Send ``message`` through ``pool`` unless some worker of the fleet has (or may
     have) sent it; the outcome as plain data.
@@ -92,7 +93,8 @@ async def send_once(
     ``limiter`` (e.g. a :class:`RedisRateLimiter` shared by the fleet) is acquired on the
     checked-out connection, right before MAIL, so the relay sees the transactions at
     the limiter's pace (a pool's own ``rate_limiter`` is acquired before the checkout,
-    so a connection being opened delays the MAIL after it).
+    so a connection being opened delays the MAIL after it). ``on_result`` is called
+    with the ``SendResult`` when this call sent (or tried) the message.
     """
     key = message_key(message) if key is None else key
     if isinstance(message, Message):
@@ -118,6 +120,8 @@ async def send_once(
 
     job.before_attempt = begin
     result = await pool._delivery.deliver(job)
+    if on_result is not None:  # e.g. fastsmtp.otel's measure()
+        on_result(result)
     data = result_data(result)
     data.update(key=key, ledger="new")
     if isinstance(result.exception, LeaseLost):

@@ -226,3 +226,16 @@ async def test_a_fleet_traces_its_sends_and_what_the_ledger_said(redis_url: str)
     }
     assert [p.value for p in metrics["fastsmtp.smtp.client.messages"]] == [1]
     assert server.bodies == 1
+
+
+async def test_the_queue_id_of_the_final_reply_is_kept(redis_url: str) -> None:
+    class Postfixish(PoolServer):
+        def reply_end(self, session: Session, message: int, body: bytes) -> str:
+            return "250 2.0.0 Ok: queued as 4XyZ12AbC"
+
+    async with Postfixish() as server, connected(redis_url) as r:
+        ledger = DeliveryLedger(r)
+        async with SMTPPool(hostname="127.0.0.1", port=server.port, **FAST) as pool:  # type: ignore[arg-type]
+            first = await send_once(pool, ledger, raw(6), sender="s@x.test", recipients="r@x")
+            again = await send_once(pool, ledger, raw(6), sender="s@x.test", recipients="r@x")
+    assert first["queue_id"] == again["queue_id"] == "4XyZ12AbC"

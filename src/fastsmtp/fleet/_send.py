@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from email.message import Message
@@ -21,9 +20,6 @@ from ._ledger import DeliveryLedger, LeaseLost, LedgerState
 
 __all__ = ("result_data", "send_once")
 
-# Postfix, Exim, Sendmail, Exchange and most providers name the queue id this way.
-_QUEUED = re.compile(r"(?:queued as|id=)\s*<?([A-Za-z0-9._@-]+)>?", re.IGNORECASE)
-
 _LEDGER_STATE = {
     SendStatus.SENT: LedgerState.SENT,
     SendStatus.PARTIALLY_SENT: LedgerState.SENT,
@@ -36,10 +32,6 @@ _LEDGER_STATE = {
 def result_data(result: SendResult) -> dict[str, Any]:
     """A ``SendResult`` as plain data (str, int, list, dict, None): JSON-able."""
     reply = result.reply
-    queue_id = None
-    if reply is not None and result.ok:
-        match = _QUEUED.search(reply.message)
-        queue_id = match.group(1) if match else None
     exc = result.exception
     return {
         "status": result.status.value,
@@ -49,7 +41,7 @@ def result_data(result: SendResult) -> dict[str, Any]:
             for rcpt, r in result.refused.items()
         },
         "reply": None if reply is None else {"code": reply.code, "text": reply.message},
-        "queue_id": queue_id,
+        "queue_id": result.queue_id,
         "attempts": result.attempts,
         "error": None if exc is None else f"{type(exc).__name__}: {exc}",
         "error_code": getattr(exc, "code", None),

@@ -86,17 +86,23 @@ def register_send_task(
         sender: str,
         recipients: list[str],
         key: str | None = None,
+        deferrals: int = 0,
     ) -> dict[str, Any]:
         runtime = runtime_for(name, settings)
         data = runtime.run(
             runtime.fleet.send(message, sender=sender, recipients=recipients, key=key)
         )
-        retries = self.request.retries
         if data["ledger"] == "busy":
             raise self.retry(countdown=busy_countdown, max_retries=busy_max_retries)
-        if data["status"] == "failed_temporarily" and retries < max_retries:
-            delay = min(backoff_max, backoff_base * 2**retries)
-            raise self.retry(countdown=delay * random.uniform(0.5, 1.0), max_retries=max_retries)
+        if data["status"] == "failed_temporarily" and deferrals < max_retries:
+            # Counted apart from the busy retries (Celery counts every retry).
+            delay = min(backoff_max, backoff_base * 2**deferrals)
+            raise self.retry(
+                args=(message, sender, recipients, key),
+                kwargs={"deferrals": deferrals + 1},
+                countdown=delay * random.uniform(0.5, 1.0),
+                max_retries=None,
+            )
         return data
 
     task: Task = app.task(
@@ -105,7 +111,7 @@ def register_send_task(
         name=name,
         acks_late=True,
         reject_on_worker_lost=True,
-        max_retries=max_retries,
+        max_retries=busy_max_retries,
     )
     return task
 

@@ -17,10 +17,10 @@ __all__ = ["RelayThread"]
 class RelayThread:
     """``with RelayThread() as relay:`` - a counting SMTP server on 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, server_class: type[PoolServer] = PoolServer) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server = PoolServer(extensions=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"))
+        self.server = server_class()
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` in the server's thread (its state is only touched there)."""

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.pool.server import PoolServer, Session
+
 from .conftest import need
 from .redis_server import RedisServer
 from .relay import RelayThread
@@ -198,3 +200,31 @@ def test_the_shared_rate_limit_holds_across_workers(
     assert worst <= limit + burst + 1
     # And over the run the rate is exact: slot n is (n - burst) / limit s after the first.
     assert times[-1] - start >= (count - 1 - burst) / limit - 0.01
+
+
+class DefersThreeTimes(PoolServer):
+    """451 to the first three MAIL commands (one pool's three attempts), then 250."""
+
+    mails = 0
+
+    def reply_mail(self, session: Session, message: int) -> str:
+        self.mails += 1
+        return "451 4.3.0 try later" if self.mails <= 3 else "250 2.1.0 ok"
+
+
+@pytest.mark.timeout(120)
+def test_a_temporary_failure_becomes_a_celery_retry(
+    redis_server: RedisServer, redis_url: str, workers: list[Worker]
+) -> None:
+    with RelayThread(DefersThreeTimes) as relay:
+        workers.append(start_celery_worker("d1", worker_env(redis_server, relay)))
+        workers[0].wait_ready()
+        _, send = client_app(redis_server, relay)
+        data = send.delay(text(1, "d"), "s@fleet.test", ["r@fleet.test"]).get(timeout=60)
+        mails = relay.call(lambda: relay.server.mails)
+        delivered = relay.call(lambda: relay.server.delivered())
+    # The pool tried three times (451 each), the task was retried by Celery after its
+    # backoff, and the fourth transaction delivered it, once.
+    assert data["status"] == "sent" and data["ledger"] == "new" and data["attempts"] == 1
+    assert mails == 4 and delivered == {"<d1@fleet.test>": 1}
+    assert any("retry: Retry in" in line for line in workers[0].tail)

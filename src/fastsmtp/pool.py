@@ -37,7 +37,7 @@ from ._pool._delivery import Delivery
 from ._pool._job import BulkItem as BulkItem
 from ._pool._job import Job, message_job, recipient_list
 from ._pool._policy import RetryPolicy
-from ._pool._rate import RateLimit
+from ._pool._rate import AllLimits, RateLimit, RateLimiter
 from ._pool._relays import Relay as Relay
 from ._pool._relays import Relays, RelaySpec
 from ._pool._relays import RelaysUnavailableError as RelaysUnavailableError
@@ -79,7 +79,9 @@ class SMTPPool:
       ``idle_check_after``: send NOOP before reusing one idle this long.
     - ``max_messages_per_period`` (transactions started), ``max_logins_per_period``
       (connections opened, each logging in when ``username`` is set): limits over any
-      window of ``rate_period`` seconds, for the whole pool.
+      window of ``rate_period`` seconds, for the whole pool. ``rate_limiter``: one
+      more limit on transactions started, any object with ``async acquire()`` (e.g.
+      ``fastsmtp.fleet.RedisRateLimiter``, shared by every process of a fleet).
     - ``max_attempts``: transactions per message, retries included (1: no retry);
       ``backoff_base``/``backoff_max``: seconds before retry n is ``base * 2**(n-1)``,
       capped; ``jitter``: wait a random 50-100 % of that.
@@ -126,6 +128,7 @@ class SMTPPool:
         max_messages_per_period: int | None = None,
         max_logins_per_period: int | None = None,
         rate_period: float = 1.0,
+        rate_limiter: RateLimiter | None = None,
         max_attempts: int = 3,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -171,15 +174,16 @@ class SMTPPool:
             ),
         )
         self._policy = RetryPolicy(max_attempts, backoff_base, backoff_max, jitter)
-        self._delivery = Delivery(
-            self._store,
-            self._policy,
-            (
-                RateLimit(max_messages_per_period, rate_period)
-                if max_messages_per_period is not None
-                else None
-            ),
+        message_rate: RateLimiter | None = (
+            RateLimit(max_messages_per_period, rate_period)
+            if max_messages_per_period is not None
+            else None
         )
+        if rate_limiter is not None:  # e.g. shared by a fleet (fastsmtp.fleet)
+            message_rate = (
+                rate_limiter if message_rate is None else AllLimits(message_rate, rate_limiter)
+            )
+        self._delivery = Delivery(self._store, self._policy, message_rate)
 
     # -- options (kept by the parts that use them; settable as before) ---------------
 

@@ -20,7 +20,7 @@ from ..smtp import SMTP, Submission
 from ._job import Job
 from ._pipelining import Pipelining, unanswered
 from ._policy import Outcome, RetryPolicy, Tally, connection_fate
-from ._rate import RateLimit
+from ._rate import RateLimiter
 from ._store import ConnectionStore
 
 __all__ = ("Delivery",)
@@ -33,7 +33,7 @@ class Delivery:
     transactions started."""
 
     def __init__(
-        self, store: ConnectionStore, policy: RetryPolicy, message_rate: RateLimit | None
+        self, store: ConnectionStore, policy: RetryPolicy, message_rate: RateLimiter | None
     ) -> None:
         self.store = store
         self.policy = policy
@@ -77,6 +77,11 @@ class Delivery:
                 enhanced, relay = conn.enhanced, conn.relay.name
                 protocol = client._link.protocol
                 across = self.pipelining.across(client)
+                if job.before_attempt is not None:  # e.g. fastsmtp.fleet's ledger and limit
+                    try:
+                        await job.before_attempt()
+                    except Exception as exc:  # nothing written: the connection is as it was
+                        return Outcome(None, None, exc, enhanced, False, relay)
                 try:
                     submission = await job.start(
                         client, recipients, self.store.slots.waiting if across else None

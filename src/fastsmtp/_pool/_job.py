@@ -7,7 +7,7 @@ address only the recipients still owed the message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.message import Message
 from typing import Any, TypeAlias
 
@@ -28,7 +28,7 @@ BulkItem: TypeAlias = (
 class Job:
     """One message to send: how to run a transaction for some of its recipients."""
 
-    __slots__ = ("kwargs", "message", "recipients", "replayable", "sender")
+    __slots__ = ("before_attempt", "kwargs", "message", "recipients", "replayable", "sender")
 
     def __init__(
         self,
@@ -43,6 +43,10 @@ class Job:
         self.kwargs = kwargs
         # A stream can be read once only: no second attempt.
         self.replayable = isinstance(message, (bytes, str, Message))
+        #: Awaited before each attempt, on the checked-out connection just before MAIL;
+        #: an exception it raises ends the attempt (a permanent failure unless it is an
+        #: OSError), nothing having been written.
+        self.before_attempt: Callable[[], Awaitable[None]] | None = None
 
     async def start(
         self,

@@ -8,8 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Protocol
 
-__all__ = ("RateLimit",)
+__all__ = ("AllLimits", "RateLimit", "RateLimiter")
+
+
+class RateLimiter(Protocol):
+    """What ``SMTPPool(rate_limiter=...)`` accepts: one ``acquire()`` per transaction
+    started, returning when it may start (e.g. ``fastsmtp.fleet.RedisRateLimiter``,
+    shared by every worker of a fleet)."""
+
+    async def acquire(self) -> None: ...
+
+
+class AllLimits:
+    """Several limits at once: ``acquire`` waits for each in turn."""
+
+    def __init__(self, *limits: RateLimiter) -> None:
+        self.limits = limits
+
+    async def acquire(self) -> None:
+        for limit in self.limits:
+            await limit.acquire()
 
 
 class RateLimit:

@@ -46,9 +46,7 @@ class _MemoryTransport(asyncio.Transport):
         self._closing = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 25), "sockname": ("127.0.0.1", 5555)}.get(
-            name, default
-        )
+        return {"peername": ("127.0.0.1", 25), "sockname": ("127.0.0.1", 5555)}.get(name, default)
 
     def is_closing(self) -> bool:
         return self._closing
@@ -181,7 +179,10 @@ def main() -> None:
     best = min(
         asyncio.run(_run(args.scenario, args.messages, args.client)) for _ in range(args.repeat)
     )
-    print(f"{args.client} {args.scenario}: {best:.1f} us of client CPU per message (best of {args.repeat})")
+    print(
+        f"{args.client} {args.scenario}: {best:.1f} us of client CPU per message"
+        f" (best of {args.repeat})"
+    )
 
 
 if __name__ == "__main__":

@@ -71,10 +71,9 @@ def flatten_fast(message: email.message.Message, policy: Any) -> bytes | None:
         policy, (email.policy.EmailPolicy, email.policy.Compat32)
     ):
         return None
-    writer = _Writer(policy)
     try:
-        return writer.flatten(message)
-    except _Unsupported:
+        return _Writer(policy).flatten(message)
+    except Exception:  # _Unsupported, or what the stdlib raises: it raises it again
         return None
 
 
@@ -84,7 +83,7 @@ class _Writer:
     def __init__(self, policy: Any) -> None:
         self.policy = policy
         self.linesep: str = policy.linesep
-        self.nl = self.linesep.encode("ascii")
+        self.nl = self.linesep.encode("ascii")  # UnicodeEncodeError: the stdlib's
         self.mangle_from: bool = policy.mangle_from_
         self.seven_bit = policy.cte_type == "7bit"
         self.headers = io.BytesIO()

@@ -33,8 +33,26 @@ from fastsmtp._flatten import flatten_fast
 # Body text: line ends of every kind, "From " and "." at line starts, long lines, non-ASCII.
 _BODY = st.lists(
     st.sampled_from(
-        ["a", "Z", " ", "\t", "\n", "\r\n", "\r", "From ", ".", "..", "=", "x" * 90, "é",
-         "\u2603", "--", "==", "\n--b\n", "\n--b--\n"]
+        [
+            "a",
+            "Z",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\r",
+            "From ",
+            ".",
+            "..",
+            "=",
+            "x" * 90,
+            "é",
+            "\u2603",
+            "--",
+            "==",
+            "\n--b\n",
+            "\n--b--\n",
+        ]
     ),
     max_size=40,
 ).map("".join)
@@ -45,8 +63,18 @@ _ASCII_BODY = st.lists(
 _WORD = st.text(alphabet="abcXYZ09", min_size=1, max_size=12)
 _TEXT = st.lists(
     st.sampled_from(
-        [*"abcXYZ09 .,;:@<>()[]\\\"'=?_-\t", "=?", "?=", "é", "ü", "\u2603",
-         "=?utf-8?q?caf=C3=A9?=", " ", "word", "averyveryverylongwordwithoutanyspaces" * 2]
+        [
+            *"abcXYZ09 .,;:@<>()[]\\\"'=?_-\t",
+            "=?",
+            "?=",
+            "é",
+            "ü",
+            "\u2603",
+            "=?utf-8?q?caf=C3=A9?=",
+            " ",
+            "word",
+            "averyveryverylongwordwithoutanyspaces" * 2,
+        ]
     ),
     max_size=60,
 ).map("".join)
@@ -76,10 +104,30 @@ def _headers(draw: st.DrawFn) -> list[tuple[str, str]]:
     names = draw(
         st.lists(
             st.sampled_from(
-                ["From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Resent-To", "Resent-From",
-                 "Resent-Cc", "Resent-Sender", "Resent-Bcc", "Subject", "Date", "Resent-Date",
-                 "Orig-Date", "Message-ID", "MIME-Version", "Content-Disposition",
-                 "Comments", "Keywords", "X-Mailer", "X-" + "Long" * 20]
+                [
+                    "From",
+                    "To",
+                    "Cc",
+                    "Bcc",
+                    "Reply-To",
+                    "Sender",
+                    "Resent-To",
+                    "Resent-From",
+                    "Resent-Cc",
+                    "Resent-Sender",
+                    "Resent-Bcc",
+                    "Subject",
+                    "Date",
+                    "Resent-Date",
+                    "Orig-Date",
+                    "Message-ID",
+                    "MIME-Version",
+                    "Content-Disposition",
+                    "Comments",
+                    "Keywords",
+                    "X-Mailer",
+                    "X-" + "Long" * 20,
+                ]
             ),
             max_size=8,
         )
@@ -98,8 +146,12 @@ def _headers(draw: st.DrawFn) -> list[tuple[str, str]]:
         elif lower == "content-disposition":
             value = draw(
                 st.sampled_from(
-                    ["inline", 'attachment; filename="a b.txt"', "attachment; filename=é.txt",
-                     "attachment; filename=" + "n" * 90]
+                    [
+                        "inline",
+                        'attachment; filename="a b.txt"',
+                        "attachment; filename=é.txt",
+                        "attachment; filename=" + "n" * 90,
+                    ]
                 )
             )
         else:
@@ -173,15 +225,23 @@ def _parsed(draw: st.DrawFn, modern: bool) -> Message:
     head = draw(st.sampled_from([b"Subject: x\r\n", b"From: a@b\n", b"X: \xe9\n", b""]))
     ctype = draw(
         st.sampled_from(
-            [b"", b"Content-Type: text/plain; charset=utf-8\n",
-             b"Content-Type: text/plain\nContent-Transfer-Encoding: 8bit\n",
-             b"Content-Type: multipart/mixed; boundary=b\n"]
+            [
+                b"",
+                b"Content-Type: text/plain; charset=utf-8\n",
+                b"Content-Type: text/plain\nContent-Transfer-Encoding: 8bit\n",
+                b"Content-Type: multipart/mixed; boundary=b\n",
+            ]
         )
     )
     body = draw(
         st.sampled_from(
-            [b"caf\xc3\xa9\n", b"\xff\xfe\r\nFrom x\n", b"--b\n\nA\n--b--\n", b"plain\r\n.\r\n",
-             b"pre\n--b\nContent-Type: text/plain\n\n\xe9\n--b--\nepi\n"]
+            [
+                b"caf\xc3\xa9\n",
+                b"\xff\xfe\r\nFrom x\n",
+                b"--b\n\nA\n--b--\n",
+                b"plain\r\n.\r\n",
+                b"pre\n--b\nContent-Type: text/plain\n\n\xe9\n--b--\nepi\n",
+            ]
         )
     )
     raw = head + ctype + b"\n" + body
@@ -192,7 +252,8 @@ def _parsed(draw: st.DrawFn, modern: bool) -> Message:
 
 @st.composite
 def _message(draw: st.DrawFn, modern: bool, depth: int = 0) -> Message:
-    shape = draw(st.sampled_from(["leaf", "leaf", "multipart", "parsed"] if depth < 2 else ["leaf"]))
+    shapes = ["leaf", "leaf", "multipart", "parsed"] if depth < 2 else ["leaf"]
+    shape = draw(st.sampled_from(shapes))
     if shape == "parsed":
         message = _parsed(draw, modern)
     elif shape == "leaf":
@@ -237,8 +298,10 @@ _SETTINGS = settings(
 
 
 def _stock_policy(modern: bool, utf8: bool, cte_type: str, limit: int | None, linesep: str) -> Any:
-    base: Any = (email.policy.SMTPUTF8 if utf8 else email.policy.SMTP) if modern else (
-        email.policy.compat32
+    base: Any = (
+        (email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+        if modern
+        else (email.policy.compat32)
     )
     return base.clone(cte_type=cte_type, max_line_length=limit, linesep=linesep)
 
@@ -297,8 +360,13 @@ def test_flatten_message_writes_the_generators_bytes(
     del stripped["Bcc"]
     del stripped["Resent-Bcc"]
     random.seed(seed)
-    expected = _outcome(_generate, stripped, _stock_policy(modern, utf8, cte_type, 78, "\r\n")
-                        if modern else _stock_policy(False, False, cte_type, 78, "\n"))
+    expected = _outcome(
+        _generate,
+        stripped,
+        _stock_policy(modern, utf8, cte_type, 78, "\r\n")
+        if modern
+        else _stock_policy(False, False, cte_type, 78, "\n"),
+    )
     mine = copy.deepcopy(message)
     random.seed(seed)
     assert _outcome(ours.flatten_message, mine, utf8=utf8, cte_type=cte_type) == expected

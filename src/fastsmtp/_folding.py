@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import email._header_value_parser as _parser
 import email.headerregistry
+import operator
 import sys
 from typing import Any
+
+from ._speedups import TERMINAL, TOKEN_LIST, render_children, render_tokens
 
 __all__ = ("fold_header", "render")
 
@@ -35,36 +38,31 @@ FOLDING_VERIFIED = sys.version_info < (3, 14)
 
 # How to render a node class: a terminal is its own text (a str subclass whose __str__ is
 # str's), a plain token list is its children's, anything else (quoted strings, comments,
-# MIME parameters, encoded-word whitespace) is asked for str().
-_TERMINAL, _LIST, _OTHER = 0, 1, 2
-_KIND: dict[type, int] = {}
+# MIME parameters, encoded-word whitespace) is asked for str(). The core's render_tokens
+# walks a tree with this table (a class missing from it is asked for str()).
+_TERMINAL, _LIST, _OTHER = TERMINAL, TOKEN_LIST, 2
+
+
+def _classify(cls: type) -> int:
+    if issubclass(cls, str) and cls.__str__ is str.__str__:
+        return _TERMINAL
+    if issubclass(cls, _parser.TokenList) and cls.__str__ is _TOKEN_LIST_STR:
+        return _LIST
+    return _OTHER
+
+
+_KIND: dict[type, int] = {
+    cls: _classify(cls)
+    for cls in vars(_parser).values()
+    if isinstance(cls, type) and issubclass(cls, (_parser.Terminal, _parser.TokenList))
+}
 
 
 def _kind(cls: type) -> int:
     kind = _KIND.get(cls)
     if kind is None:
-        if issubclass(cls, str) and cls.__str__ is str.__str__:
-            kind = _TERMINAL
-        elif issubclass(cls, _parser.TokenList) and cls.__str__ is _TOKEN_LIST_STR:
-            kind = _LIST
-        else:
-            kind = _OTHER
-        _KIND[cls] = kind
+        kind = _KIND[cls] = _classify(cls)
     return kind
-
-
-def _collect(node: Any, out: list[str]) -> None:
-    kinds = _KIND
-    for child in node:
-        kind = kinds.get(child.__class__)
-        if kind is None:
-            kind = _kind(child.__class__)
-        if kind == _TERMINAL:
-            out.append(child)
-        elif kind == _LIST:
-            _collect(child, out)
-        else:
-            out.append(str(child))
 
 
 def render(node: Any) -> str:
@@ -72,19 +70,9 @@ def render(node: Any) -> str:
     kind = _kind(node.__class__)
     if kind == _TERMINAL:
         return str.__str__(node)
-    if kind == _OTHER:
-        return str(node)
-    out: list[str] = []
-    _collect(node, out)
-    return "".join(out)
-
-
-def _steal_trailing_wsp(lines: list[str]) -> str:
-    last = lines[-1]
-    if last and last[-1] in _WSP:
-        lines[-1] = last[:-1]
-        return last[-1]
-    return ""
+    if kind == _LIST:
+        return render_tokens(node, _KIND)
+    return str(node)
 
 
 # Header classes whose string value is str(parse tree) whenever it is ASCII (their parse()
@@ -100,8 +88,6 @@ _VALUE_IS_TREE = frozenset(
         email.headerregistry.MessageIDHeader,
     )
 )
-
-_END_BLOCK = object()  # marks where a run of tokens that must not become encoded words ends
 
 
 def fold_header(value: object, max_line_length: int | None, linesep: str) -> str | None:
@@ -125,56 +111,95 @@ def fold_header(value: object, max_line_length: int | None, linesep: str) -> str
     if len(label) > maxlen or not label.isascii() or not _NEWLINES.isdisjoint(label):
         return None
     # BaseHeader.fold: Header[HeaderLabel[name, ":"], CFWSList[" "], tree]; the first two
-    # fit on the first line (checked above), so the loop starts at the tree. Its children
-    # are rendered once: for the tree's text, and again if it has to be folded.
+    # fit on the first line (checked above), so the loop starts at the tree, whose
+    # children are rendered once (for its text, and for folding them if it does not fit).
+    texts: list[str] | None = None
     if getattr(getattr(kind, "parse", None), "__func__", None) in _VALUE_IS_TREE:
-        texts: list[str] | None = None
-        root = str.__str__(value)
+        text = str.__str__(value)
+    elif _kind(tree.__class__) == _LIST:
+        texts = render_children(tree, _KIND)
+        text = "".join(texts)
     else:
-        texts = [render(child) for child in tree] if _kind(tree.__class__) == _LIST else None
-        root = "".join(texts) if texts is not None else render(tree)
+        text = render(tree)
+    # Every part's text is part of this one: one look says no part is non-ASCII (RFC 2047
+    # encoded words) or holds a line break (which 3.13 encodes too).
+    if not text.isascii() or "\n" in text or "\r" in text:
+        return None
+    token_type = tree.token_type
+    special = token_type == "ptext" or token_type == "mime-parameters"
+    if not special and len(label) + len(text) <= maxlen:
+        return label + text + linesep  # it fits on one line, as it is
     lines = [label]
-    parts: list[tuple[Any, str | None]] = [(tree, root)]  # a stack: the next part is last
-    blocked = 0
-    while parts:
-        part, text = parts.pop()
-        if part is _END_BLOCK:
-            blocked -= 1
-            continue
-        if text is None:
-            text = render(part)
-        token_type = part.token_type
-        # The stdlib would encode (RFC 2047) or fold MIME parameters (RFC 2231): not here.
-        if not text.isascii() or not _NEWLINES.isdisjoint(text):
-            return None
-        if token_type == "ptext" and not _PTEXT_ENCODED.isdisjoint(text):
-            return None
-        if token_type == "mime-parameters":
-            return None
-        if len(text) <= maxlen - len(lines[-1]):
-            lines[-1] += text
+    if special or texts is None:
+        folded = _fold_into([tree], [text], lines, maxlen, 0)
+    elif tree.syntactic_break and len(text) < maxlen:
+        # On a line of its own: the label's trailing space becomes the fold's.
+        return label[:-1] + linesep + " " + text + linesep
+    else:
+        folded = _fold_into(tree, texts, lines, maxlen, 0 if tree.as_ew_allowed else 1)
+    return linesep.join(lines) + linesep if folded else None
+
+
+_TOKEN_TYPE = operator.attrgetter("token_type")
+_TOKEN_LIST_STARTSWITH_FWS = _parser.TokenList.startswith_fws
+
+
+def _startswith_fws(part: Any) -> bool:
+    """``part.startswith_fws()``: a token list asks its first child, down to a terminal."""
+    while type(part).startswith_fws is _TOKEN_LIST_STARTSWITH_FWS:
+        part = part[0]  # IndexError for an empty list, as the stdlib's
+    return bool(part.startswith_fws())
+
+
+def _fold_into(parts: Any, texts: list[str], lines: list[str], maxlen: int, blocked: int) -> bool:
+    """``_refold_parse_tree``'s loop over ``parts`` (with their ``texts``) into ``lines``;
+    False where the stdlib would encode a part (RFC 2047) or fold MIME parameters (RFC
+    2231). ``blocked`` counts the enclosing token lists whose parts may not become encoded
+    words; a token list that does not fit is folded by a recursive call for its children."""
+    # Every part is reached: one that the stdlib would encode or fold as MIME parameters
+    # sends the whole header to the stdlib, whichever it is.
+    token_types = set(map(_TOKEN_TYPE, parts))
+    if "mime-parameters" in token_types:
+        return False
+    if "ptext" in token_types:
+        for part, text in zip(parts, texts, strict=True):
+            if part.token_type == "ptext" and not _PTEXT_ENCODED.isdisjoint(text):
+                return False
+    last = lines.pop()  # the line being filled
+    for part, text in zip(parts, texts, strict=True):
+        if len(last) + len(text) <= maxlen:
+            last += text
             continue
         # Too long for this line: a major syntactic break goes on a new line if it fits
         # there (RFC 5322 section 2.2.3 folds at whitespace).
-        if part.syntactic_break and len(text) + 1 <= maxlen:
-            newline = _steal_trailing_wsp(lines)
-            if newline or part.startswith_fws():
-                lines.append(newline + text)
+        if part.syntactic_break and len(text) < maxlen:
+            if last and last[-1] in _WSP:
+                lines.append(last[:-1])
+                last = last[-1] + text
+                continue
+            if _startswith_fws(part):
+                lines.append(last)
+                last = text
                 continue
         if not hasattr(part, "encode"):  # a token list: fold its children
-            if not part.as_ew_allowed:
-                blocked += 1
-                parts.append((_END_BLOCK, None))
-            if part is tree and texts is not None:
-                parts.extend(reversed(list(zip(tree, texts, strict=True))))
-            else:
-                parts.extend([(child, None) for child in reversed(part)])
+            children = render_children(part, _KIND)
+            joined = "".join(children)
+            if not joined.isascii() or "\n" in joined or "\r" in joined:
+                return False
+            lines.append(last)
+            if not _fold_into(part, children, lines, maxlen, blocked + (not part.as_ew_allowed)):
+                return False
+            last = lines.pop()
             continue
         if part.as_ew_allowed and not blocked:
-            return None  # the stdlib would encode it in order to wrap it
-        newline = _steal_trailing_wsp(lines)
-        if newline or part.startswith_fws():
-            lines.append(newline + text)
+            return False  # the stdlib would encode it in order to wrap it
+        if last and last[-1] in _WSP:
+            lines.append(last[:-1])
+            last = last[-1] + text
+        elif _startswith_fws(part):
+            lines.append(last)
+            last = text
         else:
-            lines[-1] += text  # cannot be folded: the line stays long
-    return linesep.join(lines) + linesep
+            last += text  # cannot be folded: the line stays long
+    lines.append(last)
+    return True

@@ -60,6 +60,30 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _FROM_LINE = re.compile(r"^From ", re.MULTILINE)
 
 
+def _write_headers(self: Any, msg: Any) -> None:
+    # This is almost the same as the string version, except for handling
+    # strings with 8bit bytes.
+    for h, v in msg.raw_items():
+        self._fp.write(self.policy.fold_binary(h, v))
+    # A blank line always separates headers from body
+    self.write(self._NL)
+
+
+def _same_code(one: Any, other: Any) -> bool:
+    a, b = getattr(one, "__code__", None), getattr(other, "__code__", None)
+    return (
+        a is not None
+        and b is not None
+        and (a.co_code, a.co_names, a.co_consts) == (b.co_code, b.co_names, b.co_consts)
+    )
+
+
+# BytesGenerator._write_headers of Python 3.10-3.13 (above, compiled by this interpreter):
+# when the installed one is that code, its loop is done here without the generator's
+# buffer; a release that changes it (say, to check the folded lines) is called instead.
+_PLAIN_HEADER_WRITER = _same_code(_Generator._write_headers, _write_headers)
+
+
 class _Unsupported(Exception):
     """A shape the fast path does not write: the stdlib's generator does."""
 
@@ -106,6 +130,11 @@ class _Writer:
     def _header_block(self, message: email.message.Message) -> bytes:
         if getattr(message, "_write_headers", None) is not None:
             raise _Unsupported
+        if _PLAIN_HEADER_WRITER:
+            fold = self.policy.fold_binary
+            lines = [fold(name, value) for name, value in message.raw_items()]
+            lines.append(self.nl)  # the empty line that ends the header block
+            return b"".join(lines)
         headers = self.headers
         headers.seek(0)
         headers.truncate()
@@ -114,9 +143,9 @@ class _Writer:
 
     def _body(self, message: email.message.Message) -> bytes:
         # Generator._dispatch: _handle_<maintype>_<subtype>, else _handle_<maintype>, else
-        # _writeBody (which is _handle_text).
-        main = message.get_content_maintype()
-        sub = message.get_content_subtype()
+        # _writeBody (which is _handle_text). get_content_maintype() and _subtype() are the
+        # two halves of get_content_type(), which always holds one "/".
+        main, sub = message.get_content_type().split("/")
         handler = getattr(_Generator, "_handle_" + f"{main}_{sub}".replace("-", "_"), None)
         if handler is None:
             handler = getattr(_Generator, "_handle_" + main.replace("-", "_"), None)

@@ -231,3 +231,37 @@ def test_a_hundred_recipients_fold_on_the_fast_path() -> None:
 def test_what_needs_encoding_is_left_to_the_stdlib(name: str, value: str) -> None:
     header = email.policy.SMTP.header_factory(name, value)
     assert fold_header(header, 78, "\r\n") is None
+
+
+# --- the core's tree rendering, on both implementations -----------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(_header())
+def test_core_renders_parse_trees_as_str(header: Any) -> None:
+    import fastsmtp._parser_py as pure
+
+    from fastsmtp._folding import _KIND
+
+    tree = header._parse_tree
+    if not isinstance(tree, list):
+        return
+    assert pure.render_tokens(tree, _KIND) == str(tree)
+    assert pure.render_children(tree, _KIND) == [str(child) for child in tree]
+
+
+def test_render_tokens_on_both_cores(impl: Any) -> None:
+    from fastsmtp._folding import _KIND
+
+    value = '"Ann, A." <a@example.com> (work), =?utf-8?q?Zo=C3=AB?= <z@b>, Group: x@y;'
+    tree = email.policy.SMTP.header_factory("To", value)._parse_tree
+    assert impl.render_tokens(tree, _KIND) == str(tree)
+    assert impl.render_children(tree, _KIND) == [str(child) for child in tree]
+    # An empty table asks every node for str(); a wrong kind is not trusted either.
+    assert impl.render_tokens(tree, {}) == str(tree)
+    odd = {type(tree[0]): impl.TERMINAL, str: impl.TOKEN_LIST}
+    assert impl.render_children(tree, odd) == [str(child) for child in tree]
+    with pytest.raises(TypeError, match="token list"):
+        impl.render_tokens("text", _KIND)
+    with pytest.raises(TypeError, match="token list"):
+        impl.render_children("text", _KIND)

@@ -110,11 +110,7 @@ class _Writer:
         self.nl = self.linesep.encode("ascii")  # UnicodeEncodeError: the stdlib's
         self.mangle_from: bool = policy.mangle_from_
         self.seven_bit = policy.cte_type == "7bit"
-        self.headers = io.BytesIO()
-        # The installed generator writes the header block, so that what it checks or
-        # changes on this Python version is done here too.
-        self.generator = _Generator(self.headers, policy=policy)
-        self.generator._NL = self.linesep
+        self.generator: Any = None  # made when the header block needs it
 
     def flatten(self, message: email.message.Message) -> bytes:
         # Generator.flatten: the message takes the generator's policy while it is written.
@@ -135,9 +131,13 @@ class _Writer:
             lines = [fold(name, value) for name, value in message.raw_items()]
             lines.append(self.nl)  # the empty line that ends the header block
             return b"".join(lines)
-        headers = self.headers
-        headers.seek(0)
-        headers.truncate()
+        # The installed generator writes the header block, so that what it checks or
+        # changes on this Python version is done here too.
+        headers = io.BytesIO()
+        if self.generator is None:
+            self.generator = _Generator(headers, policy=self.policy)
+            self.generator._NL = self.linesep
+        self.generator._fp = headers
         self.generator._write_headers(message)
         return headers.getvalue()
 

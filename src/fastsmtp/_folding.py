@@ -90,6 +90,20 @@ _VALUE_IS_TREE = frozenset(
 )
 
 
+# How a header class is folded here: not at all (a plain string, a class with its own
+# fold, or a Python whose folding is unverified), from its value's text, or from its tree.
+_STDLIB, _VALUE_TEXT, _TREE_TEXT = 0, 1, 2
+_HEADER_CLASSES: dict[type, int] = {}
+
+
+def _header_class(kind: type) -> int:
+    if not FOLDING_VERIFIED or getattr(kind, "fold", None) is not _BASE_FOLD:
+        return _STDLIB
+    if getattr(getattr(kind, "parse", None), "__func__", None) in _VALUE_IS_TREE:
+        return _VALUE_TEXT
+    return _TREE_TEXT
+
+
 def fold_header(value: object, max_line_length: int | None, linesep: str) -> str | None:
     """The folded ``Name: value`` + linesep that ``value.fold(policy=...)`` returns for a
     policy with this line length and line separator, or ``None`` when the stdlib must do it.
@@ -97,10 +111,11 @@ def fold_header(value: object, max_line_length: int | None, linesep: str) -> str
     ``value`` is a header object of ``email.headerregistry`` (a plain string, or a class
     with its own ``fold``, gets ``None``).
     """
-    if not FOLDING_VERIFIED:
-        return None
     kind = type(value)
-    if getattr(kind, "fold", None) is not _BASE_FOLD:
+    how = _HEADER_CLASSES.get(kind)
+    if how is None:
+        how = _HEADER_CLASSES[kind] = _header_class(kind)
+    if how == _STDLIB:
         return None
     tree = getattr(value, "_parse_tree", None)
     if not tree:
@@ -114,7 +129,7 @@ def fold_header(value: object, max_line_length: int | None, linesep: str) -> str
     # fit on the first line (checked above), so the loop starts at the tree, whose
     # children are rendered once (for its text, and for folding them if it does not fit).
     texts: list[str] | None = None
-    if getattr(getattr(kind, "parse", None), "__func__", None) in _VALUE_IS_TREE:
+    if how == _VALUE_TEXT:
         text = str.__str__(value)
     elif _kind(tree.__class__) == _LIST:
         texts = render_children(tree, _KIND)

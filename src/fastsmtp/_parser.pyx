@@ -747,19 +747,35 @@ cdef inline int _node_kind(const _KindSlot* table, object child) noexcept:
     return 2
 
 
+# The table of the last kinds dict seen (held, so its identity stays meaningful), rebuilt
+# when another dict comes or this one has grown.
+cdef _KindSlot _table[_SLOTS]
+cdef object _table_kinds = None
+cdef Py_ssize_t _table_size = -1
+
+
+cdef const _KindSlot* _kind_table(dict kinds) except NULL:
+    global _table_kinds, _table_size
+    if kinds is not _table_kinds or len(kinds) != _table_size:
+        _table_kinds = None
+        _fill_table(kinds, _table)
+        _table_kinds = kinds
+        _table_size = len(kinds)
+    return _table
+
+
 def render_tokens(object node, dict kinds, /):
     """``str(node)`` for a token list of a header parse tree, each node visited once.
 
     ``kinds`` classifies node classes: ``TERMINAL`` (0) for a ``str`` subclass whose
     ``str()`` is its own text, ``TOKEN_LIST`` (1) for a ``list`` subclass whose ``str()``
     is its children's texts joined; any other class (or value) is asked for ``str()``.
+    Classes may be added to ``kinds`` between calls, never given another kind.
     """
     cdef list out = []
-    cdef _KindSlot table[_SLOTS]
     if not isinstance(node, list):  # a list subclass, as TokenList is
         raise TypeError(f"render_tokens() needs a token list, not {type(node).__name__}")
-    _fill_table(kinds, table)
-    _collect_tokens(<list>node, table, out)
+    _collect_tokens(<list>node, _kind_table(kinds), out)
     return "".join(out)
 
 
@@ -771,10 +787,10 @@ def render_children(object node, dict kinds, /):
     cdef Py_ssize_t i = 0
     cdef object child
     cdef int kind
-    cdef _KindSlot table[_SLOTS]
+    cdef const _KindSlot* table
     if not isinstance(node, list):
         raise TypeError(f"render_children() needs a token list, not {type(node).__name__}")
-    _fill_table(kinds, table)
+    table = _kind_table(kinds)
     while i < PyList_GET_SIZE(<list>node):
         child = <object>PyList_GET_ITEM(<list>node, i)
         i += 1

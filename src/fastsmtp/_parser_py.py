@@ -350,6 +350,7 @@ def render_tokens(node: list[object], kinds: dict[type, int], /) -> str:
     ``kinds`` classifies node classes: ``TERMINAL`` (0) for a ``str`` subclass whose
     ``str()`` is its own text, ``TOKEN_LIST`` (1) for a ``list`` subclass whose ``str()``
     is its children's texts joined; any other class (or value) is asked for ``str()``.
+    Classes may be added to ``kinds`` between calls, never given another kind.
     """
     out: list[str] = []
     if not isinstance(node, list):  # a list subclass, as TokenList is

@@ -19,6 +19,7 @@ import email.policy
 import email.utils
 import functools
 import io
+import operator
 import re
 from typing import Any
 
@@ -113,6 +114,7 @@ def _policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
 
 
 _HIDDEN = frozenset(("bcc", "resent-bcc"))
+_LOWER = operator.methodcaller("lower")
 
 
 def flatten_message(
@@ -129,7 +131,7 @@ def flatten_message(
     ``cte_type`` other than ``"8bit"`` is applied to the policy (e.g. ``"7bit"``).
     """
     stripped = message
-    if any(name.lower() in _HIDDEN for name in message):
+    if not _HIDDEN.isdisjoint(map(_LOWER, message.keys())):
         stripped = copy.copy(message)  # header deletion rebinds the list; the original is intact
         del stripped["Bcc"]
         del stripped["Resent-Bcc"]

@@ -176,7 +176,7 @@ def _fold(header: Any, policy: Any) -> tuple[str, object]:
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.one_of(_header(), _ascii_header()),
     st.sampled_from([78, 78, 20, 30, 40, 100, 998, None]),

@@ -291,7 +291,7 @@ def _generate(message: Message, policy: Any) -> bytes:
 
 
 _SETTINGS = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

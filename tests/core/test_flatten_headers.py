@@ -240,7 +240,6 @@ def test_what_needs_encoding_is_left_to_the_stdlib(name: str, value: str) -> Non
 @given(_header())
 def test_core_renders_parse_trees_as_str(header: Any) -> None:
     import fastsmtp._parser_py as pure
-
     from fastsmtp._folding import _KIND
 
     tree = header._parse_tree

@@ -27,10 +27,11 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from cpython.object cimport PyObject
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_DECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcpy, memset
 
 from .errors import (
     REFUSED_LOCALLY,
@@ -53,11 +54,15 @@ __all__ = (
     "NEED_DATA",
     "DataEncoder",
     "ReplyParser",
+    "TERMINAL",
+    "TOKEN_LIST",
     "auth_crammd5_verify",
     "auth_login_encode",
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "render_children",
+    "render_tokens",
 )
 
 MAX_LINE_LENGTH = 8192
@@ -682,3 +687,138 @@ def auth_xoauth2_encode(username: str | bytes, access_token: str | bytes, /) -> 
         + _field(access_token, b"\x01", "XOAUTH2", "access token")
         + b"\x01\x01"
     )
+
+
+# --- header parse trees (_parser_py.render_tokens) ----------------------------------------
+
+TERMINAL = 0
+TOKEN_LIST = 1
+
+
+# The kinds table, as an open-addressing hash table on the class pointer for the length of
+# one call: a dict lookup per node costs more than the rest of the walk.
+cdef enum:
+    _SLOTS = 256  # at most half full; classes beyond that are asked for str()
+
+
+cdef struct _KindSlot:
+    PyObject* cls
+    int kind
+
+
+cdef inline size_t _slot_of(PyObject* cls) noexcept:
+    return (<size_t>cls >> 4) & (_SLOTS - 1)
+
+
+cdef int _fill_table(dict kinds, _KindSlot* table) except -1:
+    cdef size_t slot
+    cdef int used = 0
+    cdef int kind
+    memset(table, 0, sizeof(_KindSlot) * _SLOTS)
+    for cls, value in kinds.items():
+        if value == TERMINAL:
+            kind = 0
+        elif value == TOKEN_LIST:
+            kind = 1
+        else:
+            continue  # absent means "ask str()" too
+        if used >= _SLOTS // 2:
+            break
+        slot = _slot_of(<PyObject*>cls)
+        while table[slot].cls != NULL and table[slot].cls != <PyObject*>cls:
+            slot = (slot + 1) & (_SLOTS - 1)
+        if table[slot].cls == NULL:
+            used += 1
+        table[slot].cls = <PyObject*>cls
+        table[slot].kind = kind
+    return 0
+
+
+cdef inline int _node_kind(const _KindSlot* table, object child) noexcept:
+    # 0: a terminal (a str), 1: a token list (a list), 2: ask str().
+    cdef PyObject* cls = <PyObject*>Py_TYPE(child)
+    cdef size_t slot = _slot_of(cls)
+    while table[slot].cls != NULL:
+        if table[slot].cls == cls:
+            if table[slot].kind == 0:
+                return 0 if isinstance(child, str) else 2
+            return 1 if isinstance(child, list) else 2
+        slot = (slot + 1) & (_SLOTS - 1)
+    return 2
+
+
+# The table of the last kinds dict seen (held, so its identity stays meaningful), rebuilt
+# when another dict comes or this one has grown.
+cdef _KindSlot _table[_SLOTS]
+cdef object _table_kinds = None
+cdef Py_ssize_t _table_size = -1
+
+
+cdef const _KindSlot* _kind_table(dict kinds) except NULL:
+    global _table_kinds, _table_size
+    if kinds is not _table_kinds or len(kinds) != _table_size:
+        _table_kinds = None
+        _fill_table(kinds, _table)
+        _table_kinds = kinds
+        _table_size = len(kinds)
+    return _table
+
+
+def render_tokens(object node, dict kinds, /):
+    """``str(node)`` for a token list of a header parse tree, each node visited once.
+
+    ``kinds`` classifies node classes: ``TERMINAL`` (0) for a ``str`` subclass whose
+    ``str()`` is its own text, ``TOKEN_LIST`` (1) for a ``list`` subclass whose ``str()``
+    is its children's texts joined; any other class (or value) is asked for ``str()``.
+    Classes may be added to ``kinds`` between calls, never given another kind.
+    """
+    cdef list out = []
+    if not isinstance(node, list):  # a list subclass, as TokenList is
+        raise TypeError(f"render_tokens() needs a token list, not {type(node).__name__}")
+    _collect_tokens(<list>node, _kind_table(kinds), out)
+    return "".join(out)
+
+
+def render_children(object node, dict kinds, /):
+    """``[str(child) for child in node]`` for a token list, each node visited once (the
+    ``kinds`` of :func:`render_tokens`)."""
+    cdef list texts = []
+    cdef list out
+    cdef Py_ssize_t i = 0
+    cdef object child
+    cdef int kind
+    cdef const _KindSlot* table
+    if not isinstance(node, list):
+        raise TypeError(f"render_children() needs a token list, not {type(node).__name__}")
+    table = _kind_table(kinds)
+    while i < PyList_GET_SIZE(<list>node):
+        child = <object>PyList_GET_ITEM(<list>node, i)
+        i += 1
+        kind = _node_kind(table, child)
+        if kind == 0:
+            texts.append(str.__str__(child))
+        elif kind == 1:
+            out = []
+            _collect_tokens(<list>child, table, out)
+            texts.append("".join(out))
+        else:
+            texts.append(str(child))
+    return texts
+
+
+cdef int _collect_tokens(list node, const _KindSlot* table, list out) except -1:
+    # The size is read again each time round: str() of an odd node runs Python code.
+    cdef Py_ssize_t i = 0
+    cdef object child
+    cdef int kind
+    while i < PyList_GET_SIZE(node):
+        child = <object>PyList_GET_ITEM(node, i)
+        i += 1
+        kind = _node_kind(table, child)
+        if kind == 0:
+            out.append(child)
+        elif kind == 1:
+            _collect_tokens(<list>child, table, out)
+        else:
+            out.append(str(child))
+    return 0

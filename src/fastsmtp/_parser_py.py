@@ -49,11 +49,15 @@ __all__ = (
     "NEED_DATA",
     "DataEncoder",
     "ReplyParser",
+    "TERMINAL",
+    "TOKEN_LIST",
     "auth_crammd5_verify",
     "auth_login_encode",
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "render_children",
+    "render_tokens",
 )
 
 MAX_LINE_LENGTH: Final = 8192
@@ -328,3 +332,58 @@ def auth_xoauth2_encode(username: str | bytes, access_token: str | bytes, /) -> 
         + _field(access_token, b"\x01", "XOAUTH2", "access token")
         + b"\x01\x01"
     )
+
+
+# --- header parse trees (fastsmtp._folding) ---------------------------------------------
+#
+# email._header_value_parser keeps a header as a tree of TokenList (list) and Terminal
+# (str) nodes whose text is str(node); TokenList.__str__ builds it with a recursive
+# generator join, again for every node the folding looks at.
+
+TERMINAL: Final = 0
+TOKEN_LIST: Final = 1
+
+
+def render_tokens(node: list[object], kinds: dict[type, int], /) -> str:
+    """``str(node)`` for a token list of a header parse tree, each node visited once.
+
+    ``kinds`` classifies node classes: ``TERMINAL`` (0) for a ``str`` subclass whose
+    ``str()`` is its own text, ``TOKEN_LIST`` (1) for a ``list`` subclass whose ``str()``
+    is its children's texts joined; any other class (or value) is asked for ``str()``.
+    Classes may be added to ``kinds`` between calls, never given another kind.
+    """
+    out: list[str] = []
+    if not isinstance(node, list):  # a list subclass, as TokenList is
+        raise TypeError(f"render_tokens() needs a token list, not {type(node).__name__}")
+    _collect_tokens(node, kinds, out)
+    return "".join(out)
+
+
+def render_children(node: list[object], kinds: dict[type, int], /) -> list[str]:
+    """``[str(child) for child in node]`` for a token list, each node visited once (the
+    ``kinds`` of :func:`render_tokens`)."""
+    if not isinstance(node, list):
+        raise TypeError(f"render_children() needs a token list, not {type(node).__name__}")
+    texts: list[str] = []
+    for child in node:
+        kind = kinds.get(type(child))
+        if kind == TERMINAL and isinstance(child, str):
+            texts.append(str.__str__(child))
+        elif kind == TOKEN_LIST and isinstance(child, list):
+            out: list[str] = []
+            _collect_tokens(child, kinds, out)
+            texts.append("".join(out))
+        else:
+            texts.append(str(child))
+    return texts
+
+
+def _collect_tokens(node: list[object], kinds: dict[type, int], out: list[str]) -> None:
+    for child in node:
+        kind = kinds.get(type(child))
+        if kind == TERMINAL and isinstance(child, str):
+            out.append(child)
+        elif kind == TOKEN_LIST and isinstance(child, list):
+            _collect_tokens(child, kinds, out)
+        else:
+            out.append(str(child))

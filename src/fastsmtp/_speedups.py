@@ -14,6 +14,8 @@ __all__ = (
     "IMPLEMENTATION",
     "NEED_DATA",
     "NO_EXTENSIONS",
+    "TERMINAL",
+    "TOKEN_LIST",
     "DataEncoder",
     "ReplyParser",
     "auth_crammd5_verify",
@@ -21,6 +23,8 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "render_children",
+    "render_tokens",
 )
 
 NO_EXTENSIONS: bool = bool(os.environ.get("FASTSMTP_NO_EXTENSIONS")) or (
@@ -32,6 +36,8 @@ IMPLEMENTATION: Literal["c", "py"]
 if TYPE_CHECKING or NO_EXTENSIONS:
     from ._parser_py import (
         NEED_DATA,
+        TERMINAL,
+        TOKEN_LIST,
         DataEncoder,
         ReplyParser,
         auth_crammd5_verify,
@@ -39,6 +45,8 @@ if TYPE_CHECKING or NO_EXTENSIONS:
         auth_plain_encode,
         auth_xoauth2_encode,
         encode_data,
+        render_children,
+        render_tokens,
     )
 
     IMPLEMENTATION = "py"
@@ -46,6 +54,8 @@ else:
     try:
         from ._parser import (
             NEED_DATA,
+            TERMINAL,
+            TOKEN_LIST,
             DataEncoder,
             ReplyParser,
             auth_crammd5_verify,
@@ -53,12 +63,16 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            render_children,
+            render_tokens,
         )
 
         IMPLEMENTATION = "c"
     except ImportError:  # an installed pure build (FASTSMTP_NO_EXTENSIONS=1 at build time)
         from ._parser_py import (
             NEED_DATA,
+            TERMINAL,
+            TOKEN_LIST,
             DataEncoder,
             ReplyParser,
             auth_crammd5_verify,
@@ -66,6 +80,8 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            render_children,
+            render_tokens,
         )
 
         IMPLEMENTATION = "py"

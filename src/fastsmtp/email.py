@@ -19,10 +19,12 @@ import email.policy
 import email.utils
 import functools
 import io
+import operator
 import re
-import sys
 from typing import Any
 
+from ._flatten import flatten_fast
+from ._folding import fold_header
 from .errors import HeaderInjectionError, HeaderNameEncodeError
 
 __all__ = (
@@ -75,62 +77,24 @@ def quote_address(address: str) -> str:
 
 # --- flattening --------------------------------------------------------------------------
 #
-# Most of the time of flattening an EmailMessage goes into the stdlib's header refolding
-# (email._header_value_parser._refold_parse_tree), which rebuilds every header from its
-# parse tree even when it fits on one line. _OneLineFoldPolicy skips that for the common
-# case and returns exactly the bytes the stdlib would (tests/core/test_flatten_fast.py
-# compares the two with hypothesis on every Python the suite runs on).
-
-_BASE_FOLD = email.headerregistry.BaseHeader.fold
-# Header classes whose string value is str(parse tree) whenever it is ASCII (their parse()
-# sets decoded = str(parse_tree); BaseHeader only rewrites it when it holds surrogates,
-# which are not ASCII). For the others (addresses, dates) the tree is rendered.
-_VALUE_IS_TREE = frozenset(
-    cls.parse.__func__  # type: ignore[attr-defined]
-    for cls in (
-        email.headerregistry.UnstructuredHeader,
-        email.headerregistry.MIMEVersionHeader,
-        email.headerregistry.ParameterizedMIMEHeader,
-        email.headerregistry.ContentTransferEncodingHeader,
-        email.headerregistry.MessageIDHeader,
-    )
-)
-# Verified identical on 3.10-3.13; a release whose folding code we have not compared
-# against takes the stdlib's path.
-_ONE_LINE_FOLD = sys.version_info < (3, 14)
-
-
-def _fold_one_line(policy: email.policy.EmailPolicy, value: object) -> bytes | None:
-    """``Name: value`` + linesep when the stdlib's fold would leave ``value`` on one line.
-
-    RFC 5322 section 2.2.3 folding is only needed past the line limit. Following
-    ``_refold_parse_tree`` (3.10-3.13): a header object's label, one space and its rendered
-    parse tree are written unchanged when all are ASCII without CR or LF, the tree is not a
-    bare ``ptext`` or ``mime-parameters`` token (those are encoded or folded specially) and
-    the whole line fits in ``max_line_length``. Anything else returns ``None``.
-    """
-    kind = type(value)
-    if getattr(kind, "fold", None) is not _BASE_FOLD:
-        return None  # a plain string, or a header class with its own fold
-    tree = getattr(value, "_parse_tree", None)
-    if not tree or tree.token_type in ("ptext", "mime-parameters"):
-        return None  # an empty tree folds to "Name:" with no space: leave it to the stdlib
-    parse = getattr(getattr(kind, "parse", None), "__func__", None)
-    text = str.__str__(value) if parse in _VALUE_IS_TREE else str(tree)
-    name: str = value.name  # type: ignore[attr-defined]
-    limit = policy.max_line_length or sys.maxsize
-    line = f"{name}: {text}"
-    if len(line) > limit or not line.isascii() or "\r" in line or "\n" in line:
-        return None
-    return (line + policy.linesep).encode("ascii")
+# Most of the time of flattening an EmailMessage went into the stdlib's generator (a
+# generator object, buffer and policy clone per MIME part, a write per body line) and its
+# header refolding (email._header_value_parser._refold_parse_tree, which renders every
+# parse-tree node again each time it looks at it). fastsmtp._flatten and fastsmtp._folding
+# write the same bytes for the common shapes and leave the rest to the stdlib
+# (tests/core/test_flatten_*.py compare the two with hypothesis on every Python the suite
+# runs on).
 
 
 class _OneLineFoldPolicy(email.policy.EmailPolicy):
-    """``EmailPolicy`` that writes headers fitting on one line without refolding them."""
+    """``EmailPolicy`` whose header folding takes fastsmtp's path where it gives the
+    stdlib's bytes (:func:`fastsmtp._folding.fold_header`)."""
 
     def fold_binary(self, name: str, value: Any) -> bytes:
-        folded = _fold_one_line(self, value) if _ONE_LINE_FOLD else None
-        return super().fold_binary(name, value) if folded is None else folded
+        folded = fold_header(value, self.max_line_length, self.linesep)
+        if folded is None:
+            return super().fold_binary(name, value)
+        return folded.encode("ascii")
 
 
 def _one_line_folding(base: email.policy.EmailPolicy[Any]) -> email.policy.EmailPolicy[Any]:
@@ -150,6 +114,7 @@ def _policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
 
 
 _HIDDEN = frozenset(("bcc", "resent-bcc"))
+_LOWER = operator.methodcaller("lower")
 
 
 def flatten_message(
@@ -166,11 +131,14 @@ def flatten_message(
     ``cte_type`` other than ``"8bit"`` is applied to the policy (e.g. ``"7bit"``).
     """
     stripped = message
-    if any(name.lower() in _HIDDEN for name in message):
+    if not _HIDDEN.isdisjoint(map(_LOWER, message.keys())):
         stripped = copy.copy(message)  # header deletion rebinds the list; the original is intact
         del stripped["Bcc"]
         del stripped["Resent-Bcc"]
     policy = _policy(isinstance(message, email.message.EmailMessage), utf8, cte_type)
+    flat = flatten_fast(stripped, policy)
+    if flat is not None:
+        return flat
     buffer = io.BytesIO()
     email.generator.BytesGenerator(buffer, policy=policy).flatten(stripped)
     return buffer.getvalue()
@@ -260,8 +228,16 @@ _FIELD = rb"[!-9;-~]+:[^\r\n]*"
 # A well-formed header block in one match: fields with their continuations, then the empty
 # line or the end of the data. Anything else takes the line-by-line path for its message.
 _WELL_FORMED = re.compile(
-    rb"(?:" + _FIELD + _EOL + rb"(?:[ \t][^\r\n]*" + _EOL + rb")*)*(?:" + _EOL + rb"|"
-    + _FIELD + rb"\Z|\Z)"
+    rb"(?:"
+    + _FIELD
+    + _EOL
+    + rb"(?:[ \t][^\r\n]*"
+    + _EOL
+    + rb")*)*(?:"
+    + _EOL
+    + rb"|"
+    + _FIELD
+    + rb"\Z|\Z)"
 )
 
 

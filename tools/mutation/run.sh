@@ -3,7 +3,8 @@
 #
 #   tools/mutation/run.sh [--full | --sample N [--part K]] [--keep] [--jobs N] [MODULE...]
 #
-# MODULE is one of _parser_py _session _address _commands _transaction email (default: all).
+# MODULE is one of _parser_py _session _address _commands _transaction email _flatten _folding
+# (default: all).
 # Needs the test and mutation extras in the Python that runs it (PYTHON, else .venv/bin/python
 # if present, else python3):  pip install -e ".[test,mutation]"
 #
@@ -29,7 +30,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-ALL=(_parser_py _session _address _commands _transaction email)
+ALL=(_parser_py _session _address _commands _transaction email _flatten _folding)
 KEEP=0
 SAMPLE=5
 PART=""

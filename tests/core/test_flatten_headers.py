@@ -1,0 +1,266 @@
+"""fastsmtp._folding folds every header class of email.headerregistry to the stdlib's bytes.
+
+Each generated header (long address lists, groups, quoted and commented display names,
+encoded words, non-ASCII, long words, odd spacing) is folded by ``BaseHeader.fold`` and by
+``fold_header`` at several line lengths and line separators; where ``fold_header`` answers
+at all, it must answer the same. A second property checks the tree rendering alone.
+"""
+
+from __future__ import annotations
+
+import email.headerregistry
+import email.policy
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from fastsmtp._folding import fold_header, render
+
+_NAMES = [
+    *sorted(email.headerregistry.HeaderRegistry().registry),
+    "X-Custom",
+    "Comments",
+    "X-" + "Long-Name" * 9,
+]
+_ATOM = st.text(alphabet="abcxyz09.-_+", min_size=1, max_size=20)
+_DISPLAY = st.sampled_from(
+    [
+        "",
+        "Ann",
+        "Ann Example",
+        '"Quoted, Name"',
+        "(comment) Ann",
+        "Zoë",
+        "=?utf-8?q?Zo=C3=AB?=",
+        '"a\\"b"',
+        "Very Long Display Name That Goes On And On",
+    ]
+)
+
+
+@st.composite
+def _mailbox(draw: st.DrawFn) -> str:
+    local = draw(_ATOM).strip(".") or "x"
+    domain = draw(st.sampled_from(["example.com", "b", "bücher.de", "x.y.z", "[127.0.0.1]"]))
+    name = draw(_DISPLAY)
+    space = draw(st.sampled_from([" ", "  ", "\t", ""]))
+    comment = draw(st.sampled_from(["", " (work)", "(x)"]))
+    if not name:
+        return f"{local}@{domain}{comment}"
+    return f"{name}{space}<{local}@{domain}>{comment}"
+
+
+@st.composite
+def _address_list(draw: st.DrawFn) -> str:
+    items = draw(st.lists(_mailbox(), min_size=1, max_size=60))
+    if draw(st.booleans()):
+        group = draw(st.lists(_mailbox(), max_size=5))
+        items.insert(draw(st.integers(0, len(items))), f"Group: {', '.join(group)};")
+    separator = draw(st.sampled_from([", ", ",", " , ", ",\t"]))
+    return separator.join(items)
+
+
+_UNSTRUCTURED = st.lists(
+    st.sampled_from(
+        [
+            *"abc XYZ.,;:@<>()[]\\\"'=?_-\t",
+            "=?",
+            "?=",
+            "é",
+            "\u2603",
+            "\udcff",
+            "=?utf-8?q?caf=C3=A9?=",
+            " ",
+            "  ",
+            "word ",
+            "averyverylongwordwithoutanyspaces" * 3,
+            "\r\n ",
+            "\n",
+        ]
+    ),
+    max_size=80,
+).map("".join)
+
+
+@st.composite
+def _value(draw: st.DrawFn, name: str) -> str:
+    lower = name.lower()
+    resent_address = lower.startswith("resent-") and "date" not in lower and "id" not in lower
+    if lower in ("to", "cc", "bcc", "from", "reply-to", "sender") or resent_address:
+        return draw(st.one_of(_address_list(), _UNSTRUCTURED))
+    if "date" in lower:
+        return draw(st.sampled_from(["Sun, 22 Nov 2026 10:00:00 +0000", "garbage", ""]))
+    if lower == "content-type":
+        params = draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        "charset=utf-8",
+                        'boundary="===============123=="',
+                        'name="a b.txt"',
+                        "name=é.txt",
+                        "format=flowed",
+                        "x=" + "y" * 80,
+                    ]
+                ),
+                max_size=4,
+            )
+        )
+        return "; ".join(["multipart/mixed", *params])
+    if lower == "content-disposition":
+        return draw(st.sampled_from(["inline", "attachment; filename=" + "n" * 90]))
+    if lower in ("message-id", "in-reply-to", "references"):
+        return draw(st.sampled_from(["<a@b>", "<" + "x" * 80 + "@example.com>", "nope", "<é@x>"]))
+    return draw(st.one_of(_UNSTRUCTURED, _address_list()))
+
+
+@st.composite
+def _header(draw: st.DrawFn) -> Any:
+    name = draw(st.sampled_from(_NAMES))
+    value = draw(_value(name))
+    try:
+        return email.policy.default.header_factory(name, value)
+    except Exception:  # the stdlib refused the value
+        assume(False)
+
+
+_ASCII_DISPLAY = st.sampled_from(
+    [
+        "",
+        "Ann",
+        "Ann Example",
+        '"Quoted, Name"',
+        "(comment) Ann",
+        '"a\\"b"',
+        "A.B",
+        "a@b",
+        "Very Long Display Name That Goes On And On And On And On And On And On",
+    ]
+)
+
+
+@st.composite
+def _ascii_header(draw: st.DrawFn) -> Any:
+    """ASCII headers, long ones: the shapes the fast path folds."""
+    name = draw(st.sampled_from(["To", "Cc", "From", "Subject", "X-Custom", "Message-ID"]))
+    if name == "Message-ID":
+        value = "<" + draw(_ATOM) * draw(st.integers(1, 8)) + "@example.com>"
+    elif name in ("Subject", "X-Custom"):
+        words = st.sampled_from(["word", "a", "longerword", "x" * 30, "(c)", "q.r", "s,t"])
+        spaces = st.sampled_from([" ", "  ", "\t", " \t"])
+        value = "".join(
+            draw(words) + draw(spaces) for _ in range(draw(st.integers(1, 40)))
+        ).rstrip()
+    else:
+        mailboxes = []
+        for _ in range(draw(st.integers(1, 60))):
+            local = draw(_ATOM).strip(".") or "x"
+            name_ = draw(_ASCII_DISPLAY)
+            domain = draw(st.sampled_from(["example.com", "b", "x.y.z", "[127.0.0.1]"]))
+            mailboxes.append(f"{name_} <{local}@{domain}>" if name_ else f"{local}@{domain}")
+        value = draw(st.sampled_from([", ", ",", " , ", ",\t"])).join(mailboxes)
+    try:
+        return email.policy.default.header_factory(name, value)
+    except Exception:  # the stdlib refused the value
+        assume(False)
+
+
+def _fold(header: Any, policy: Any) -> tuple[str, object]:
+    try:
+        return ("ok", header.fold(policy=policy))
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(_header(), _ascii_header()),
+    st.sampled_from([78, 78, 20, 30, 40, 100, 998, None]),
+    st.sampled_from(["\r\n", "\n"]),
+    st.booleans(),
+    st.sampled_from(["8bit", "7bit"]),
+)
+def test_fold_header_gives_the_stdlibs_bytes(
+    header: Any, limit: int | None, linesep: str, utf8: bool, cte_type: str
+) -> None:
+    policy = email.policy.SMTP.clone(
+        max_line_length=limit, linesep=linesep, utf8=utf8, cte_type=cte_type
+    )
+    got = fold_header(header, limit, linesep)
+    if got is None:
+        event("stdlib")
+        return
+    event("fast, " + ("folded" if got.count(linesep) > 1 else "one line"))
+    assert ("ok", got) == _fold(header, policy)
+    # what the policy's fold_binary writes, which send_message's policy returns from this
+    assert got.encode("ascii") == policy.fold_binary(header.name, header)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_header())
+def test_render_is_str(header: Any) -> None:
+    tree = header._parse_tree
+    assert render(tree) == str(tree)
+    for child in tree:
+        assert render(child) == str(child)
+
+
+def test_a_hundred_recipients_fold_on_the_fast_path() -> None:
+    policy = email.policy.SMTP
+    value = ", ".join(f"Recipient {i} <rcpt{i}@example.com>" for i in range(100))
+    header = policy.header_factory("To", value)
+    folded = fold_header(header, 78, "\r\n")
+    assert folded is not None
+    assert folded == header.fold(policy=policy)
+    assert folded.count("\r\n") == 50  # two addresses a line
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Subject", "caf\u00e9 " * 30),  # RFC 2047 encoded words
+        ("Subject", "x" * 200),  # one word longer than the line: the stdlib encodes it
+        ("Content-Type", 'text/plain; name="' + "n" * 90 + '"'),  # RFC 2231 parameters
+        ("To", ""),
+    ],
+)
+def test_what_needs_encoding_is_left_to_the_stdlib(name: str, value: str) -> None:
+    header = email.policy.SMTP.header_factory(name, value)
+    assert fold_header(header, 78, "\r\n") is None
+
+
+# --- the core's tree rendering, on both implementations -----------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(_header())
+def test_core_renders_parse_trees_as_str(header: Any) -> None:
+    import fastsmtp._parser_py as pure
+    from fastsmtp._folding import _KIND
+
+    tree = header._parse_tree
+    if not isinstance(tree, list):
+        return
+    assert pure.render_tokens(tree, _KIND) == str(tree)
+    assert pure.render_children(tree, _KIND) == [str(child) for child in tree]
+
+
+def test_render_tokens_on_both_cores(impl: Any) -> None:
+    from fastsmtp._folding import _KIND
+
+    value = '"Ann, A." <a@example.com> (work), =?utf-8?q?Zo=C3=AB?= <z@b>, Group: x@y;'
+    tree = email.policy.SMTP.header_factory("To", value)._parse_tree
+    assert impl.render_tokens(tree, _KIND) == str(tree)
+    assert impl.render_children(tree, _KIND) == [str(child) for child in tree]
+    # An empty table asks every node for str(); a wrong kind is not trusted either.
+    assert impl.render_tokens(tree, {}) == str(tree)
+    odd = {type(tree[0]): impl.TERMINAL, str: impl.TOKEN_LIST}
+    assert impl.render_children(tree, odd) == [str(child) for child in tree]
+    with pytest.raises(TypeError, match="token list"):
+        impl.render_tokens("text", _KIND)
+    with pytest.raises(TypeError, match="token list"):
+        impl.render_children("text", _KIND)

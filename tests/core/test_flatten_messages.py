@@ -1,0 +1,447 @@
+"""fastsmtp._flatten writes exactly the bytes of email.generator.BytesGenerator.
+
+Generated messages (EmailMessage and compat32 Message trees: text, HTML alternatives,
+attachments, parsed 8-bit messages, boundaries given or not, preambles and epilogues, every
+header class of email.headerregistry, non-ASCII) are flattened by both under the same
+policy settings (max_line_length, linesep, cte_type, utf8), and by flatten_message
+against the stdlib with send_message's policies. Random boundaries are drawn from the same
+seed on both sides, so a boundary-less multipart must get the same one.
+"""
+
+from __future__ import annotations
+
+import copy
+import email
+import email.generator
+import email.policy
+import io
+import random
+from collections.abc import Callable
+from email.message import EmailMessage, Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import fastsmtp.email as ours
+from fastsmtp._flatten import flatten_fast
+
+# Body text: line ends of every kind, "From " and "." at line starts, long lines, non-ASCII.
+_BODY = st.lists(
+    st.sampled_from(
+        [
+            "a",
+            "Z",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\r",
+            "From ",
+            ".",
+            "..",
+            "=",
+            "x" * 90,
+            "é",
+            "\u2603",
+            "--",
+            "==",
+            "\n--b\n",
+            "\n--b--\n",
+        ]
+    ),
+    max_size=40,
+).map("".join)
+_ASCII_BODY = st.lists(
+    st.sampled_from(["a", " ", "\n", "\r\n", "\r", "From ", ".", "x" * 90, "--b", "\n--b\n"]),
+    max_size=30,
+).map("".join)
+_WORD = st.text(alphabet="abcXYZ09", min_size=1, max_size=12)
+_TEXT = st.lists(
+    st.sampled_from(
+        [
+            *"abcXYZ09 .,;:@<>()[]\\\"'=?_-\t",
+            "=?",
+            "?=",
+            "é",
+            "ü",
+            "\u2603",
+            "=?utf-8?q?caf=C3=A9?=",
+            " ",
+            "word",
+            "averyveryverylongwordwithoutanyspaces" * 2,
+        ]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@st.composite
+def _address(draw: st.DrawFn) -> str:
+    local = draw(_WORD)
+    domain = draw(st.sampled_from(["example.com", "b", "bücher.de", "x.y.z"]))
+    name = draw(st.sampled_from(["", "Ann", "Ann Example", 'A "q" B', "Zoë", "a, b", "(c)"]))
+    if not name:
+        return f"{local}@{domain}"
+    if any(c in name for c in '",()'):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{local}@{domain}>"
+
+
+_ADDRESS_LIST = st.lists(_address(), min_size=1, max_size=30).map(", ".join)
+_DATES = ["Sun, 22 Nov 2026 10:00:00 +0000", "not a date", "22 Nov 2026 10:00 -0500", ""]
+_IDS = ["<a@b>", "<send-message@example.com>", "no brackets", "<é@x>", ""]
+_CTES = ["7bit", "8bit", "base64", "quoted-printable", "x-unknown", "Binary"]
+
+
+@st.composite
+def _headers(draw: st.DrawFn) -> list[tuple[str, str]]:
+    """Headers of every class in email.headerregistry's default map, and unstructured ones."""
+    names = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "From",
+                    "To",
+                    "Cc",
+                    "Bcc",
+                    "Reply-To",
+                    "Sender",
+                    "Resent-To",
+                    "Resent-From",
+                    "Resent-Cc",
+                    "Resent-Sender",
+                    "Resent-Bcc",
+                    "Subject",
+                    "Date",
+                    "Resent-Date",
+                    "Orig-Date",
+                    "Message-ID",
+                    "MIME-Version",
+                    "Content-Disposition",
+                    "Comments",
+                    "Keywords",
+                    "X-Mailer",
+                    "X-" + "Long" * 20,
+                ]
+            ),
+            max_size=8,
+        )
+    )
+    out = []
+    for name in names:
+        lower = name.lower()
+        if lower.endswith(("to", "cc", "from", "sender")) or lower == "reply-to":
+            value = draw(st.one_of(_ADDRESS_LIST, _TEXT))
+        elif "date" in lower:
+            value = draw(st.sampled_from(_DATES))
+        elif lower == "message-id":
+            value = draw(st.sampled_from(_IDS))
+        elif lower == "mime-version":
+            value = draw(st.sampled_from(["1.0", "2.0 (x)", "x"]))
+        elif lower == "content-disposition":
+            value = draw(
+                st.sampled_from(
+                    [
+                        "inline",
+                        'attachment; filename="a b.txt"',
+                        "attachment; filename=é.txt",
+                        "attachment; filename=" + "n" * 90,
+                    ]
+                )
+            )
+        else:
+            value = draw(_TEXT)
+        out.append((name, value))
+    return out
+
+
+def _add_headers(message: Message, headers: list[tuple[str, str]]) -> None:
+    for name, value in headers:
+        try:
+            message[name] = value
+        except Exception:  # the stdlib refused the value: not a message anyone sends
+            assume(False)
+
+
+@st.composite
+def _modern_leaf(draw: st.DrawFn) -> EmailMessage:
+    part = EmailMessage()
+    kind = draw(st.sampled_from(["text", "bytes", "raw", "empty"]))
+    if kind == "text":
+        cte = draw(st.sampled_from([None, "7bit", "8bit", "quoted-printable", "base64"]))
+        body = draw(_BODY)
+        try:
+            part.set_content(
+                body,
+                subtype=draw(st.sampled_from(["plain", "html"])),
+                cte=cte,
+                charset=draw(st.sampled_from(["utf-8", "us-ascii", "iso-8859-1"])),
+            )
+        except Exception:  # e.g. 7bit with non-ASCII text: the stdlib refuses
+            assume(False)
+    elif kind == "bytes":
+        data = draw(st.binary(max_size=300))
+        part.set_content(
+            data, "application", "octet-stream", filename=draw(st.sampled_from([None, "a.bin"]))
+        )
+    elif kind == "raw":
+        part["Content-Type"] = draw(
+            st.sampled_from(["text/plain", "image/png", "text/x-Odd; charset=utf-8", "bogus"])
+        )
+        if draw(st.booleans()):
+            part["Content-Transfer-Encoding"] = draw(st.sampled_from(_CTES))
+        part.set_payload(draw(_ASCII_BODY))
+    return part
+
+
+@st.composite
+def _legacy_leaf(draw: st.DrawFn) -> Message:
+    kind = draw(st.sampled_from(["mimetext", "application", "plain"]))
+    if kind == "mimetext":
+        try:
+            return MIMEText(
+                draw(_BODY),
+                draw(st.sampled_from(["plain", "html"])),
+                draw(st.sampled_from(["utf-8", "us-ascii", None])),
+            )
+        except UnicodeEncodeError:  # us-ascii with non-ASCII text: the stdlib refuses
+            assume(False)
+    if kind == "application":
+        return MIMEApplication(draw(st.binary(max_size=200)))
+    part = Message()
+    if draw(st.booleans()):
+        part["Content-Type"] = draw(st.sampled_from(["text/plain", "text/html; charset=x"]))
+    part.set_payload(draw(_ASCII_BODY))
+    return part
+
+
+def _parsed(draw: st.DrawFn, modern: bool) -> Message:
+    """A message parsed from bytes: 8-bit bodies become surrogate escapes, odd input defects."""
+    head = draw(st.sampled_from([b"Subject: x\r\n", b"From: a@b\n", b"X: \xe9\n", b""]))
+    ctype = draw(
+        st.sampled_from(
+            [
+                b"",
+                b"Content-Type: text/plain; charset=utf-8\n",
+                b"Content-Type: text/plain\nContent-Transfer-Encoding: 8bit\n",
+                b"Content-Type: multipart/mixed; boundary=b\n",
+            ]
+        )
+    )
+    body = draw(
+        st.sampled_from(
+            [
+                b"caf\xc3\xa9\n",
+                b"\xff\xfe\r\nFrom x\n",
+                b"--b\n\nA\n--b--\n",
+                b"plain\r\n.\r\n",
+                b"pre\n--b\nContent-Type: text/plain\n\n\xe9\n--b--\nepi\n",
+            ]
+        )
+    )
+    raw = head + ctype + b"\n" + body
+    if modern:
+        return email.message_from_bytes(raw, policy=email.policy.default)
+    return email.message_from_bytes(raw)
+
+
+@st.composite
+def _message(draw: st.DrawFn, modern: bool, depth: int = 0) -> Message:
+    shapes = ["leaf", "leaf", "multipart", "parsed"] if depth < 2 else ["leaf"]
+    shape = draw(st.sampled_from(shapes))
+    if shape == "parsed":
+        message = _parsed(draw, modern)
+    elif shape == "leaf":
+        message = draw(_modern_leaf() if modern else _legacy_leaf())
+    else:
+        subtype = draw(st.sampled_from(["mixed", "alternative", "related", "x-odd"]))
+        parts = draw(st.lists(_message(modern, depth + 1), max_size=3))
+        if modern:
+            message = EmailMessage()
+            message["Content-Type"] = f"multipart/{subtype}"
+            message.set_payload(parts)
+        else:
+            message = MIMEMultipart(subtype, _subparts=parts)
+        if draw(st.booleans()):
+            message.set_boundary(draw(st.sampled_from(["b", "simple", "=_x", "a b", "é"])))
+        if draw(st.booleans()):
+            message.preamble = draw(_ASCII_BODY)
+        if draw(st.booleans()):
+            message.epilogue = draw(_ASCII_BODY)
+    _add_headers(message, draw(_headers()))
+    return message
+
+
+def _outcome(func: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, object]:
+    try:
+        return ("ok", func(*args, **kwargs))
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def _generate(message: Message, policy: Any) -> bytes:
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer, policy=policy).flatten(message)
+    return buffer.getvalue()
+
+
+_SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def _stock_policy(modern: bool, utf8: bool, cte_type: str, limit: int | None, linesep: str) -> Any:
+    base: Any = (
+        (email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+        if modern
+        else (email.policy.compat32)
+    )
+    return base.clone(cte_type=cte_type, max_line_length=limit, linesep=linesep)
+
+
+@_SETTINGS
+@given(
+    st.booleans().flatmap(lambda modern: st.tuples(st.just(modern), _message(modern))),
+    st.booleans(),
+    st.sampled_from(["8bit", "7bit"]),
+    st.sampled_from([78, 78, 30, 100, 998, None]),
+    st.sampled_from(["\r\n", "\n"]),
+    st.integers(0, 2**32),
+)
+def test_flatten_fast_writes_the_generators_bytes(
+    modern_message: tuple[bool, Message],
+    utf8: bool,
+    cte_type: str,
+    limit: int | None,
+    linesep: str,
+    seed: int,
+) -> None:
+    modern, message = modern_message
+    stock = _stock_policy(modern, utf8, cte_type, limit, linesep)
+    theirs, mine = copy.deepcopy(message), copy.deepcopy(message)
+    random.seed(seed)
+    expected = _outcome(_generate, theirs, stock)
+    random.seed(seed)
+    got = flatten_fast(mine, stock)
+    if got is not None:
+        assert ("ok", got) == expected
+        # A boundary chosen on the way is stored in the message, as the stdlib does.
+        assert _outcome(_generate, mine, stock) == _outcome(_generate, theirs, stock)
+    # and with send_message's own policy (fast header folding), through flatten_message:
+    fast_policy = ours._policy(modern, utf8, cte_type).clone(max_line_length=limit, linesep=linesep)
+    theirs, mine = copy.deepcopy(message), copy.deepcopy(message)
+    random.seed(seed)
+    expected = _outcome(_generate, theirs, stock)
+    random.seed(seed)
+    fast = _outcome(flatten_fast, mine, fast_policy)
+    if fast[1] is not None:
+        assert fast == expected
+
+
+@_SETTINGS
+@given(
+    st.booleans().flatmap(lambda modern: st.tuples(st.just(modern), _message(modern))),
+    st.booleans(),
+    st.sampled_from(["8bit", "7bit"]),
+    st.integers(0, 2**32),
+)
+def test_flatten_message_writes_the_generators_bytes(
+    modern_message: tuple[bool, Message], utf8: bool, cte_type: str, seed: int
+) -> None:
+    modern, message = modern_message
+    stripped = copy.deepcopy(message)
+    del stripped["Bcc"]
+    del stripped["Resent-Bcc"]
+    random.seed(seed)
+    expected = _outcome(
+        _generate,
+        stripped,
+        _stock_policy(modern, utf8, cte_type, 78, "\r\n")
+        if modern
+        else _stock_policy(False, False, cte_type, 78, "\n"),
+    )
+    mine = copy.deepcopy(message)
+    random.seed(seed)
+    assert _outcome(ours.flatten_message, mine, utf8=utf8, cte_type=cte_type) == expected
+
+
+# --- the shapes people send take the fast path ---------------------------------------------
+
+
+def _typical() -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Sender <sender@example.com>"
+    message["To"] = ", ".join(f"Recipient {i} <rcpt{i}@example.com>" for i in range(100))
+    message["Subject"] = "A subject"
+    message.set_content("Hello\n.\nFrom here\n" * 50)
+    message.add_alternative("<p>Hello</p>\n", subtype="html")
+    message.add_attachment(b"\x00\x01" * 500, "application", "octet-stream", filename="a.bin")
+    return message
+
+
+@pytest.mark.parametrize("cte_type", ["8bit", "7bit"])
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"])
+def test_typical_message_takes_the_fast_path(cte_type: str, linesep: str) -> None:
+    message = _typical()
+    policy = ours._policy(True, False, cte_type).clone(linesep=linesep)
+    stock = _stock_policy(True, False, cte_type, 78, linesep)
+    random.seed(1)
+    got = flatten_fast(copy.deepcopy(message), policy)
+    random.seed(1)
+    assert got is not None
+    assert got == _generate(copy.deepcopy(message), stock)
+    assert got.count(linesep.encode()) > 100  # the To header was folded, the body written
+
+
+def test_legacy_mime_tree_takes_the_fast_path() -> None:
+    message = MIMEMultipart("mixed", boundary="BOUNDARY")
+    message["From"] = "a@example.com"
+    message.attach(MIMEText("From the start\nsecond line\r\nthird\rfourth\n", "plain"))
+    message.attach(MIMEApplication(b"\xff" * 100))
+    message.preamble = "From preamble"
+    policy = ours._policy(False, False, "8bit")
+    got = flatten_fast(message, policy)
+    assert got is not None
+    assert got == _generate(message, email.policy.compat32)
+    assert b">From the start\n" in got and b">From preamble\n" in got  # mbox From_ mangling
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: email.message_from_bytes(
+            b"Content-Type: message/rfc822\n\nSubject: inner\n\nbody\n", policy=email.policy.default
+        ),
+        lambda: email.message_from_bytes(
+            b"Content-Type: multipart/signed; boundary=b\n\n--b\n\nx\n--b--\n",
+            policy=email.policy.default,
+        ),
+        lambda: email.message_from_bytes(
+            b"Content-Type: text/plain; charset=utf-8\n\ncaf\xc3\xa9\n", policy=email.policy.default
+        ),
+    ],
+    ids=["message-rfc822", "multipart-signed", "8bit-bytes-for-7bit"],
+)
+def test_other_shapes_go_to_the_stdlib(make: Callable[[], Message]) -> None:
+    message = make()
+    assert flatten_fast(message, ours._policy(True, False, "7bit")) is None
+    assert ours.flatten_message(make(), cte_type="7bit") == _generate(
+        make(), _stock_policy(True, False, "7bit", 78, "\r\n")
+    )
+
+
+def test_unknown_policy_or_message_class_goes_to_the_stdlib() -> None:
+    class Custom(EmailMessage):
+        pass
+
+    message = Custom()
+    message.set_content("x\n")
+    assert flatten_fast(message, email.policy.SMTP) is None
+    assert flatten_fast(EmailMessage(), object()) is None

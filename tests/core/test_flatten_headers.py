@@ -190,7 +190,14 @@ def test_fold_header_gives_the_stdlibs_bytes(
     policy = email.policy.SMTP.clone(
         max_line_length=limit, linesep=linesep, utf8=utf8, cte_type=cte_type
     )
-    got = fold_header(header, limit, linesep)
+    try:
+        got = fold_header(header, limit, linesep)
+    except Exception as exc:
+        # Only where the stdlib fails alike (an empty comment that must be folded raises
+        # IndexError in both); flatten_fast then lets the stdlib raise its own.
+        assert _fold(header, policy)[0] == type(exc).__name__
+        event("raises as the stdlib")
+        return
     if got is None:
         event("stdlib")
         return

@@ -410,3 +410,20 @@ def test_pickling_a_parser_copies_it_or_is_refused(impl: ModuleType) -> None:
         return  # the compiled parser refuses; it must never crash or lose state silently
     clone.feed(b"\r\n")
     assert clone.next_reply() == SMTPResponse(250, "a\nb")
+
+
+def test_only_space_tab_cr_lf_are_stripped_from_reply_text(impl: ModuleType) -> None:
+    # RFC 5321 section 4.2: the text after the code is the server's; fastsmtp trims the
+    # line's own whitespace (SP, HTAB, CR, LF) and keeps every other byte, VT and FF too.
+    [reply] = parse(impl, b"250-\x0bfirst\x0c \r\n250 \tsecond\x0b\r\n")
+    assert reply == SMTPResponse(250, "\x0bfirst\x0c\nsecond\x0b")
+
+
+@pytest.mark.parametrize("limit", [0, 1, 4])
+def test_feeding_nothing_is_never_an_error(impl: ModuleType, limit: int) -> None:
+    # Whatever the line limit, an empty chunk (or the empty rest of a chunk that ended
+    # exactly on a line) holds no line that could be too long.
+    parser = impl.ReplyParser(max_line_length=limit)
+    parser.feed(b"")
+    assert parser.next_reply() is impl.NEED_DATA
+    assert not parser.pending

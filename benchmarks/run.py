@@ -36,6 +36,8 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import email.policy
+import functools
 import json
 import os
 import platform
@@ -90,11 +92,23 @@ class Scenario:
     # smtp-source message count per second of --seconds (it cannot stop on a deadline).
     source_rate: float = 0.0
     delay: bool = False
+    # send_message(EmailMessage) instead of sendmail(bytes); ``twin`` names the sendmail
+    # scenario with the same content, for the "vs own sendmail" ratio.
+    email: bool = False
+    twin: str = ""
+    # Delay scenarios: SMTPPool(max_connections=1).send_many instead of sendmail.
+    pool: bool = False
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("sendmail", "1 connection, 1 KiB, sendmail(bytes)", CLIENTS, source_rate=9000),
-    Scenario("send_message", "1 connection, ~1 KiB, send_message(EmailMessage)", CLIENTS[:5]),
+    Scenario(
+        "send_message",
+        "1 connection, ~1 KiB, send_message(EmailMessage)",
+        CLIENTS[:5],
+        email=True,
+        twin="sendmail",
+    ),
     Scenario(
         "rcpt100",
         "1 connection, 1 KiB to 100 recipients",
@@ -103,7 +117,22 @@ SCENARIOS: tuple[Scenario, ...] = (
         source_rate=250,
     ),
     Scenario(
+        "rcpt100_msg",
+        "1 connection, ~1 KiB to 100 recipients (To header), send_message(EmailMessage)",
+        CLIENTS[:5],
+        recipients=100,
+        email=True,
+        twin="rcpt100",
+    ),
+    Scenario(
         "dot10m", "1 connection, 10 MiB, half the lines start with '.'", CLIENTS, source_rate=25
+    ),
+    Scenario(
+        "dot10m_msg",
+        "1 connection, 10 MiB, half the lines start with '.', send_message(EmailMessage)",
+        CLIENTS[:5],
+        email=True,
+        twin="dot10m",
     ),
     *(
         Scenario(
@@ -116,6 +145,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         )
         for n in (1, 4, 16, 64)
     ),
+    Scenario(
+        "conns16_msg",
+        "16 connections, ~1 KiB, send_message(EmailMessage)",
+        ASYNC_CLIENTS,
+        split=True,
+        connections=16,
+        email=True,
+        twin="conns16",
+    ),
     Scenario("send", "send() per message (new connection each), 1 KiB", CLIENTS, source_rate=2500),
     Scenario("rtt20-1", "20 ms RTT (DelayProxy), 1 recipient", ASYNC_CLIENTS, delay=True),
     Scenario(
@@ -124,6 +162,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         ASYNC_CLIENTS,
         recipients=10,
         delay=True,
+    ),
+    Scenario(
+        "pool_rtt20",
+        "20 ms RTT (DelayProxy), 1 recipient, SMTPPool(max_connections=1).send_many",
+        (("fastsmtp", "asyncio"), ("fastsmtp", "uvloop")),
+        delay=True,
+        pool=True,
     ),
 )
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
@@ -164,11 +209,40 @@ def email_message() -> EmailMessage:
     return msg
 
 
+def email_to_many(count: int) -> EmailMessage:
+    """:func:`email_message` with a To header listing ``count`` recipients."""
+    msg = email_message()
+    msg.replace_header("To", ", ".join(roundtrips.recipients(count)))
+    return msg
+
+
+def dot_email(size: int = DOT_MESSAGE_SIZE) -> EmailMessage:
+    """An EmailMessage with :func:`dot_message`'s headers and body (7bit text/plain)."""
+    body = dot_message(size).split(b"\r\n\r\n", 1)[1]
+    msg = EmailMessage()
+    msg["From"] = f"<{SENDER}>"
+    msg["To"] = "<rcpt0@example.com>"
+    msg["Subject"] = "fastsmtp dot-stuffing benchmark"
+    msg.set_content(body.replace(b"\r\n", b"\n").decode("ascii"), cte="7bit")
+    return msg
+
+
+def scenario_email(name: str) -> EmailMessage:
+    """The EmailMessage a send_message scenario sends."""
+    if name == "rcpt100_msg":
+        return email_to_many(SCENARIO_BY_NAME[name].recipients)
+    if name == "dot10m_msg":
+        return dot_email()
+    return email_message()
+
+
+@functools.cache
 def scenario_message(name: str) -> bytes:
     if name == "dot10m":
         return dot_message()
-    if name == "send_message":
-        return bytes(email_message().as_bytes())  # only for the MB/s column
+    if SCENARIO_BY_NAME[name].email:
+        # Only for the MB/s column: what send_message flattens (policy.SMTP).
+        return bytes(scenario_email(name).as_bytes(policy=email.policy.SMTP))
     return message_1k()
 
 
@@ -212,7 +286,9 @@ class Meter:
 
 
 def warmup_count(scenario: str) -> int:
-    return {"dot10m": 1, "rcpt100": 3, "send": 5}.get(scenario, 20)
+    return {"dot10m": 1, "dot10m_msg": 1, "rcpt100": 3, "rcpt100_msg": 3, "send": 5}.get(
+        scenario, 20
+    )
 
 
 async def async_worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -233,8 +309,8 @@ async def async_worker(spec: dict[str, Any]) -> dict[str, Any]:
             meter.count += 1
         return meter.result()
 
-    if scenario == "send_message":
-        msg = email_message()
+    if SCENARIO_BY_NAME[scenario].email:
+        msg = scenario_email(scenario)
 
         async def one(smtp: Any) -> None:
             errors, _ = await smtp.send_message(msg)
@@ -283,7 +359,8 @@ def smtplib_worker(spec: dict[str, Any]) -> dict[str, Any]:
     to = roundtrips.recipients(spec["recipients"])
     meter = Meter(spec["seconds"])
     warm = warmup_count(scenario)
-    data = scenario_message(scenario)
+    email_scenario = SCENARIO_BY_NAME[scenario].email
+    data = b"" if email_scenario else scenario_message(scenario)
 
     if scenario == "send":
 
@@ -299,9 +376,9 @@ def smtplib_worker(spec: dict[str, Any]) -> dict[str, Any]:
             meter.count += 1
         return meter.result()
 
-    msg = email_message()
     one: Callable[[smtplib.SMTP], Any]
-    if scenario == "send_message":
+    if email_scenario:
+        msg = scenario_email(scenario)
         one = lambda smtp: smtp.send_message(msg)  # noqa: E731
     else:
         one = lambda smtp: smtp.sendmail(SENDER, to, data)  # noqa: E731
@@ -555,7 +632,8 @@ async def run_all(
                     if scenario.delay:
                         assert proxy is not None
                         spec = {
-                            "client": client,
+                            # roundtrips.py's "pool" client: SMTPPool(max_connections=1)
+                            "client": "pool" if scenario.pool else client,
                             "loop": loop,
                             "scenario": "delay",
                             "port": proxy.port,
@@ -664,8 +742,8 @@ def report(
         f"(medians; ratios are medians of per-run ratios) · {args.seconds:g} s per cell",
         "",
         "| scenario | client | loop | pin | msg/s | MB/s | client CPU µs/msg | kernel % | "
-        "sink CPU µs/msg | vs aiosmtplib | vs smtp-source |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "sink CPU µs/msg | vs aiosmtplib | vs smtp-source | vs own sendmail |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     delay_lines = []
     for scenario in SCENARIOS:
@@ -686,6 +764,7 @@ def report(
                     f"{fmt_ratio(median_ratio(cell.rate, base.rate) if base else None)} |"
                 )
                 continue
+            twin = cells.get((scenario.twin, client, loop)) if scenario.twin else None
             base_loop = loop if loop != "-" else "asyncio"
             base = cells.get((scenario.name, "aiosmtplib", base_loop))
             rate = statistics.median(cell.rate)
@@ -696,7 +775,12 @@ def report(
                 f"{rate * size / 1e6:,.1f} | {statistics.median(cell.cpu_us):,.0f} | "
                 f"{statistics.median(cell.sys_share) if cell.sys_share else 0:.0%} | "
                 f"{statistics.median(cell.sink_us):,.0f} | {fmt_ratio(vs_base)} | "
-                f"{fmt_ratio(vs_c)} |"
+                f"{fmt_ratio(vs_c)} | "
+                f"{fmt_ratio(median_ratio(cell.rate, twin.rate) if twin else None)} |"
+            )
+        if scenario.pool and any(key[0] == scenario.name for key in cells):
+            delay_lines.append(
+                f"| {scenario.title} | aiosmtplib | - | - | - | - | n/a (aiosmtplib has no pool) |"
             )
     if delay_lines:
         lines += [

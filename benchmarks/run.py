@@ -26,6 +26,12 @@ fold): the sink always runs on CPU 0; ``--pin same`` puts the client on CPU 0 to
 split`` on CPU 1, ``--pin none`` pins nothing, and the default ``--pin targets`` uses what the
 issue's targets specify: ``split`` for the many-connection scenarios, ``same`` for the rest.
 
+The ``*_msg`` scenarios send an ``EmailMessage`` with ``send_message``; their "vs own
+sendmail" column is msg/s as a share of the same client's ``sendmail`` of the same content
+(the scenario named by ``twin``; both must be in the run). ``pool_rtt20`` is
+``SMTPPool(max_connections=1).send_many`` at 20 ms RTT, round trips per message, fastsmtp
+only (aiosmtplib has no pool).
+
 Everything listens and connects on 127.0.0.1 with ports chosen by the OS; every process
 started here is stopped on exit, every loop is bounded in count and time.
 """

@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastsmtp import email as fe
+from fastsmtp._commands import mail_line
+from fastsmtp._envelope import message_envelope
 
 _LOCAL = st.sampled_from(
     ["a", "r1", "first.last", "x+tag", "o'neil", '"a b"', '"a\\"b"', "zoë", "a..b", '"q"', ""]
@@ -129,6 +131,28 @@ def test_extraction_matches_reference(message: email.message.Message) -> None:
     )
     assert _outcome(fe.check_message_headers, message) == _outcome(
         fe._check_message_headers_reference, message
+    )
+
+
+def _envelope_reference(message: email.message.Message) -> tuple[str, list[str]]:
+    """``message_envelope(message, None, None)`` as written before, on the references."""
+    fe._check_message_headers_reference(message)
+    sender = fe._extract_sender_reference(message)
+    if sender is None:
+        raise ValueError("No From header provided in message")
+    recipients = fe._extract_recipients_reference(message)
+    if not recipients:
+        raise ValueError("No recipient headers provided in message")
+    utf8 = not sender.isascii() or any(not r.isascii() for r in recipients)
+    mail_line(sender, None, "utf-8" if utf8 else "ascii")
+    return sender, recipients
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_message())
+def test_message_envelope_matches_reference(message: email.message.Message) -> None:
+    assert _outcome(lambda m: message_envelope(m, None, None), message) == _outcome(
+        _envelope_reference, message
     )
 
 

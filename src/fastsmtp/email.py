@@ -203,7 +203,8 @@ _ADDRESS_FIELDS = frozenset(
         "resent-bcc",
     )
 )
-_ONLY_ADDRESS = frozenset((email.headerregistry.Address,))
+_ADDRESS = email.headerregistry.Address
+_ONLY_ADDRESS = frozenset((_ADDRESS,))
 _ONLY_STR = frozenset((str,))
 # A local part holding one of these is quoted (the stdlib's DOT_ATOM_ENDS, one regex).
 _QUOTED_IF = re.compile(
@@ -292,6 +293,16 @@ def _addr_spec(username: str, domain: str) -> str:
 def _addr_specs(addresses: Any) -> list[str] | None:
     """The addr_spec of each of ``addresses``; None unless they are all plain ``Address``
     objects of ``str`` parts (the stdlib's property is then what this computes)."""
+    if len(addresses) == 1:  # most headers: no sets, maps or joins
+        address = addresses[0]
+        if type(address) is not _ADDRESS:
+            return None
+        user, domain = _USERNAME(address), _DOMAIN(address)
+        if type(user) is not str or type(domain) is not str:
+            return None
+        if domain and (user.isalnum() or _QUOTED_IF.search(user) is None):
+            return [user + "@" + domain]
+        return [_addr_spec(user, domain)]
     if {*map(type, addresses)} != _ONLY_ADDRESS:
         return None
     users = list(map(_USERNAME, addresses))

@@ -21,6 +21,9 @@ from ._extensions import check_require_tls, dsn_supported
 from ._session import ServerState
 from .dsn import DSN, MAIL_KEYWORDS, RCPT_KEYWORDS
 from .email import (
+    _address_fields,
+    _recipients_of,
+    _sender_of,
     check_header_block,
     check_message_headers,
     extract_recipients,
@@ -205,14 +208,16 @@ def message_envelope(
     """Sender and recipients for ``send_message``: as given, else from the headers.
     Checked before anything is written (header injection: security.md section 9)."""
     check_message_headers(message)
+    # One read of the header list for both (extract_sender/extract_recipients each read it).
+    fields = _address_fields(message) if sender is None or recipients is None else None
     if sender is None:
-        sender = extract_sender(message)
+        sender = extract_sender(message) if fields is None else _sender_of(*fields)
     if sender is None:
         raise ValueError("No From header provided in message")
     if isinstance(recipients, str):
         recipient_list = [recipients]
     elif recipients is None:
-        recipient_list = extract_recipients(message)
+        recipient_list = extract_recipients(message) if fields is None else _recipients_of(*fields)
     else:
         recipient_list = list(recipients)
     if not recipient_list:

@@ -10,6 +10,7 @@ used for the SMTP envelope lives in ``fastsmtp._address``; ``check_header_block`
 from __future__ import annotations
 
 import copy
+import email._header_value_parser
 import email.charset
 import email.generator
 import email.header
@@ -21,6 +22,7 @@ import functools
 import io
 import operator
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from ._flatten import flatten_fast
@@ -157,6 +159,9 @@ def extract_addresses(
     grammar then judges each address (a bad one is refused locally, never sent).
     """
     if isinstance(header, email.headerregistry.AddressHeader):
+        fast = _addr_specs(header.addresses)
+        if fast is not None:
+            return fast
         addresses: list[str] = []
         for address in header.addresses:
             if isinstance(address, email.headerregistry.Address):
@@ -172,6 +177,144 @@ def extract_addresses(
     return [address for _, address in email.utils.getaddresses([str(header)])]
 
 
+# --- the envelope from the headers, fast ------------------------------------------------
+#
+# For an EmailMessage whose address headers are the parsed objects the email package keeps
+# (every message built or parsed with a modern policy), the headers are read in one pass
+# and each Address's addr_spec is computed from its parts with the stdlib's own rule
+# (headerregistry.Address.addr_spec: quote the local part if it holds a DOT_ATOM_ENDS
+# character; "<>" for an empty address). Anything else takes the reference path through
+# the email package's accessors; tests/core/test_envelope_headers.py compares the two.
+
+_EMAIL_MESSAGE = email.message.EmailMessage
+_FETCH_PARSE = email.policy.EmailPolicy.header_fetch_parse
+_ADDRESS_FIELDS = frozenset(
+    (
+        "resent-date",
+        "sender",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "resent-sender",
+        "resent-from",
+        "resent-to",
+        "resent-cc",
+        "resent-bcc",
+    )
+)
+_ADDRESS = email.headerregistry.Address
+_ONLY_ADDRESS = frozenset((_ADDRESS,))
+_ONLY_STR = frozenset((str,))
+# A local part holding one of these is quoted (the stdlib's DOT_ATOM_ENDS, one regex).
+_QUOTED_IF = re.compile(
+    "[" + re.escape("".join(sorted(email._header_value_parser.DOT_ATOM_ENDS))) + "]"
+)
+_quote_string = email._header_value_parser.quote_string
+_USERNAME = operator.attrgetter("_username")
+_DOMAIN = operator.attrgetter("_domain")
+
+
+#: (name as stored, value) pairs of the address fields, by lower-case name, in order.
+_Fields = dict[str, list[tuple[str, Any]]]
+
+
+def _address_fields(message: email.message.Message) -> tuple[_Fields, Any] | None:
+    """The address fields (and Resent-Date) of ``message`` with the policy's
+    ``header_fetch_parse``; None unless fetching them with it gives what the
+    ``get_all``/``get`` accessors give: an exact ``EmailMessage`` with a modern policy."""
+    if type(message) is not _EMAIL_MESSAGE:
+        return None
+    fetch = message.policy.header_fetch_parse
+    if getattr(fetch, "__func__", None) is not _FETCH_PARSE:
+        return None
+    fields: _Fields = {}
+    for name, value in message._headers:  # type: ignore[attr-defined]
+        if type(name) is not str:
+            return None
+        lower = name.lower()
+        if lower in _ADDRESS_FIELDS:
+            pairs = fields.get(lower)
+            if pairs is None:
+                fields[lower] = [(name, value)]
+            else:
+                pairs.append((name, value))
+    return fields, fetch
+
+
+def _resent(fields: _Fields, fetch: Any) -> bool:
+    """``_has_resent_block`` on the fields read by ``_address_fields``."""
+    dates = fields.get("resent-date")
+    if dates is None:
+        return False
+    for name, value in dates:
+        fetch(name, value)  # as get_all does (a value that fails to parse fails the same)
+    if len(dates) > 1:
+        raise ValueError("Message has more than one 'Resent-' header block")
+    return True
+
+
+def _sender_of(fields: _Fields, fetch: Any) -> str | None:
+    """``extract_sender`` on the fields read by ``_address_fields``."""
+    if _resent(fields, fetch):
+        pairs = fields.get("resent-sender") or fields.get("resent-from")
+    else:
+        pairs = fields.get("sender") or fields.get("from")
+    if pairs is None:
+        return None
+    addresses = extract_addresses(fetch(*pairs[0]))
+    return addresses[0] if addresses else None
+
+
+def _recipients_of(fields: _Fields, fetch: Any) -> list[str]:
+    """``extract_recipients`` on the fields read by ``_address_fields``."""
+    if _resent(fields, fetch):
+        names: tuple[str, ...] = ("resent-to", "resent-cc", "resent-bcc")
+    else:
+        names = ("to", "cc", "bcc")
+    recipients: list[str] = []
+    for lower in names:
+        for name, value in fields.get(lower, ()):
+            recipients.extend(extract_addresses(fetch(name, value)))
+    return recipients
+
+
+def _addr_spec(username: str, domain: str) -> str:
+    """``Address(username=..., domain=...).addr_spec``."""
+    if _QUOTED_IF.search(username) is not None:
+        username = _quote_string(username)
+    if domain:
+        return username + "@" + domain
+    if not username:
+        return "<>"
+    return username
+
+
+def _addr_specs(addresses: Any) -> list[str] | None:
+    """The addr_spec of each of ``addresses``; None unless they are all plain ``Address``
+    objects of ``str`` parts (the stdlib's property is then what this computes)."""
+    if len(addresses) == 1:  # most headers: no sets, maps or joins
+        address = addresses[0]
+        if type(address) is not _ADDRESS:
+            return None
+        user, domain = _USERNAME(address), _DOMAIN(address)
+        if type(user) is not str or type(domain) is not str:
+            return None
+        if domain and (user.isalnum() or _QUOTED_IF.search(user) is None):
+            return [user + "@" + domain]
+        return [_addr_spec(user, domain)]
+    if {*map(type, addresses)} != _ONLY_ADDRESS:
+        return None
+    users = list(map(_USERNAME, addresses))
+    domains = list(map(_DOMAIN, addresses))
+    if {*map(type, users), *map(type, domains)} != _ONLY_STR:
+        return None
+    joined = "".join(users)
+    if "" in domains or (not joined.isalnum() and _QUOTED_IF.search(joined) is not None):
+        return [_addr_spec(user, domain) for user, domain in zip(users, domains, strict=True)]
+    return list(map("@".join, zip(users, domains, strict=True)))
+
+
 def _has_resent_block(message: email.message.Message) -> bool:
     """True if ``message`` has one Resent- block; ``ValueError`` if it has several."""
     dates = message.get_all("Resent-Date")
@@ -185,6 +328,25 @@ def _has_resent_block(message: email.message.Message) -> bool:
 def extract_sender(message: email.message.EmailMessage | email.message.Message, /) -> str | None:
     """Return the sender address (``Sender``, else ``From``; their ``Resent-`` forms when
     the message has a Resent- block), or ``None`` when there is none."""
+    fields = _address_fields(message)
+    if fields is None:
+        return _extract_sender_reference(message)
+    return _sender_of(*fields)
+
+
+def extract_recipients(message: email.message.EmailMessage | email.message.Message, /) -> list[str]:
+    """Return every address of ``To``, ``Cc`` and ``Bcc`` (or of ``Resent-To``,
+    ``Resent-Cc`` and ``Resent-Bcc`` when the message has a Resent- block), in that order."""
+    fields = _address_fields(message)
+    if fields is None:
+        return _extract_recipients_reference(message)
+    return _recipients_of(*fields)
+
+
+def _extract_sender_reference(
+    message: email.message.EmailMessage | email.message.Message, /
+) -> str | None:
+    """``extract_sender`` through the email package's accessors (any message)."""
     if _has_resent_block(message):
         preferred, fallback = "Resent-Sender", "Resent-From"
     else:
@@ -196,9 +358,10 @@ def extract_sender(message: email.message.EmailMessage | email.message.Message, 
     return addresses[0] if addresses else None
 
 
-def extract_recipients(message: email.message.EmailMessage | email.message.Message, /) -> list[str]:
-    """Return every address of ``To``, ``Cc`` and ``Bcc`` (or of ``Resent-To``,
-    ``Resent-Cc`` and ``Resent-Bcc`` when the message has a Resent- block), in that order."""
+def _extract_recipients_reference(
+    message: email.message.EmailMessage | email.message.Message, /
+) -> list[str]:
+    """``extract_recipients`` through the email package's accessors (any message)."""
     if _has_resent_block(message):
         names: tuple[str, ...] = ("Resent-To", "Resent-Cc", "Resent-Bcc")
     else:
@@ -300,6 +463,52 @@ def check_message_headers(message: email.message.Message) -> None:
     ``"X-A: 1\r\nX-B"`` flattens to two well-formed header lines; and Bcc, which is never
     flattened, still gives the envelope its recipients.
     """
+    message_type = type(message)
+    parts: Any
+    if (
+        message_type.walk is _WALK
+        and message_type.is_multipart is _IS_MULTIPART
+        and not message.is_multipart()
+    ):
+        parts = (message,)  # what walk() yields for a message that is not multipart
+    else:
+        parts = message.walk()
+    for part in parts:
+        if type(part).raw_items is _RAW_ITEMS:
+            _check_fields(part._headers.copy())  # what raw_items() iterates
+        else:
+            _check_fields(part.raw_items())
+
+
+_WALK = email.message.Message.walk
+_IS_MULTIPART = email.message.Message.is_multipart
+_RAW_ITEMS = email.message.Message.raw_items
+_STR_STR = str.__str__
+#: Field names already found well-formed (exact ``str`` only, so membership is the test).
+_GOOD_NAMES: set[str] = set()
+
+
+def _check_fields(fields: Iterable[tuple[Any, Any]]) -> None:
+    """The header-injection check of one part's (name, value) pairs."""
+    good = _GOOD_NAMES
+    for name, value in fields:
+        if type(name) is not str or name not in good:
+            if type(name) is not str or _FIELD_NAME_TEXT.fullmatch(name) is None:
+                _refuse_name(name)
+            if len(good) < 1024:  # bounded: names are few in practice
+                good.add(name)
+        # str(value) of a str (or a header object: str's own __str__) is its text.
+        plain = type(value) is str or type(value).__str__ is _STR_STR  # type: ignore[comparison-overlap]
+        text = value if plain else str(value)
+        if ("\r" in text or "\n" in text) and _BAD_BREAK.search(text) is not None:
+            raise HeaderInjectionError(
+                f"Header {name!r} contains a line break that is not a fold: {value!r}"
+            )
+
+
+def _check_message_headers_reference(message: email.message.Message) -> None:
+    """``check_message_headers`` as it was written first: the reference the tests
+    compare the fast form with."""
     for part in message.walk():
         for name, value in part.raw_items():
             if type(name) is not str or _FIELD_NAME_TEXT.fullmatch(name) is None:

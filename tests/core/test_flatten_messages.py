@@ -535,3 +535,24 @@ def test_same_code_compares_bytecode_names_and_constants() -> None:
         assert not _flatten._same_code(_compiled(code), other)
         assert not _flatten._same_code(other, _compiled(code))
         assert not _flatten._same_code(other, other)
+
+
+@pytest.mark.parametrize("modern", [True, False])
+def test_parsed_8bit_bytes_take_the_fast_path_when_8bit_is_allowed(modern: bool) -> None:
+    # Undecodable bytes of a parsed message are held as surrogate escapes and written back
+    # as they came (RFC 6152 8BITMIME), in the body and in a multipart's preamble.
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\n\ncaf\xc3\xa9 preamble\n--b\n"
+        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+        b"caf\xc3\xa9\r\n\xff\n--b--\n"
+    )
+    policy_in = email.policy.default if modern else email.policy.compat32
+
+    def make() -> Message:
+        return email.message_from_bytes(raw, policy=policy_in)
+
+    policy = ours._policy(modern, False, "8bit")
+    got = flatten_fast(make(), policy)
+    assert got is not None
+    assert got == _generate(make(), _stock_policy(modern, False, "8bit", 78, policy.linesep))
+    assert b"caf\xc3\xa9" in got and b"\xff" in got

@@ -463,7 +463,17 @@ def _with_epilogue() -> Message:
     return message
 
 
-@pytest.mark.parametrize("make", [_empty_multipart, _with_epilogue], ids=["no-payload", "epilogue"])
+def _headers_only() -> Message:
+    message = EmailMessage()  # no body at all: the header block and its empty line
+    message["Subject"] = "no body"
+    return message
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_empty_multipart, _with_epilogue, _headers_only],
+    ids=["no-payload", "epilogue", "headers-only"],
+)
 @pytest.mark.parametrize("modern", [True, False])
 def test_multipart_edges_take_the_fast_path(make: Callable[[], Message], modern: bool) -> None:
     policy = ours._policy(modern, False, "8bit")
@@ -556,3 +566,26 @@ def test_parsed_8bit_bytes_take_the_fast_path_when_8bit_is_allowed(modern: bool)
     assert got is not None
     assert got == _generate(make(), _stock_policy(modern, False, "8bit", 78, policy.linesep))
     assert b"caf\xc3\xa9" in got and b"\xff" in got
+
+
+def test_each_part_keeps_its_own_policy() -> None:
+    # Generator.flatten gives the message its policy while writing, then restores it.
+    message = _typical()
+    before = [part.policy for part in message.walk()]
+    assert flatten_fast(message, email.policy.SMTP.clone(linesep="\n")) is not None
+    assert all(part.policy is old for part, old in zip(message.walk(), before, strict=True))
+
+
+def test_a_message_that_writes_its_own_headers_goes_to_the_stdlib() -> None:
+    # Generator._write calls a message's own _write_headers(generator) when it has one.
+    def make() -> Message:
+        message = EmailMessage()
+        message["Subject"] = "ignored"
+        message.set_content("body\n")
+        message._write_headers = lambda generator: generator.write("X-Own: yes\n\n")  # type: ignore[attr-defined]
+        return message
+
+    assert flatten_fast(make(), ours._policy(True, False, "8bit")) is None
+    flat = ours.flatten_message(make())
+    assert flat == _generate(make(), _stock_policy(True, False, "8bit", 78, "\r\n"))
+    assert flat.startswith(b"X-Own: yes\n\n")

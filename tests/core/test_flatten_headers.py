@@ -271,3 +271,29 @@ def test_render_tokens_on_both_cores(impl: Any) -> None:
         impl.render_tokens("text", _KIND)
     with pytest.raises(TypeError, match="token list"):
         impl.render_children("text", _KIND)
+
+
+def test_node_classes_are_classified_by_their_str() -> None:
+    # A node is rendered as its own text only when its class keeps str's __str__, as its
+    # children's texts only when it keeps TokenList's, else by str() (what it prints may
+    # differ: an encoded word's whitespace prints as "", a comment with its parentheses).
+    from email import _header_value_parser as parser
+
+    from fastsmtp._folding import _LIST, _OTHER, _TERMINAL, _classify
+
+    class NotAString:
+        __str__ = str.__str__
+
+    class NotATokenList:
+        __str__ = parser.TokenList.__str__
+
+    assert _classify(parser.ValueTerminal) == _TERMINAL
+    assert _classify(parser.WhiteSpaceTerminal) == _TERMINAL
+    assert _classify(parser.EWWhiteSpaceTerminal) == _OTHER
+    assert _classify(parser.Phrase) == _LIST
+    assert _classify(parser.QuotedString) == _LIST
+    assert _classify(parser.Comment) == _OTHER
+    assert _classify(parser.MimeParameters) == _OTHER
+    assert _classify(NotAString) == _OTHER
+    assert _classify(NotATokenList) == _OTHER
+    assert _classify(object) == _OTHER

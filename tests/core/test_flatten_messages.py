@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastsmtp.email as ours
+from fastsmtp import _flatten
 from fastsmtp._flatten import flatten_fast
 
 # Body text: line ends of every kind, "From " and "." at line starts, long lines, non-ASCII.
@@ -445,3 +446,146 @@ def test_unknown_policy_or_message_class_goes_to_the_stdlib() -> None:
     message.set_content("x\n")
     assert flatten_fast(message, email.policy.SMTP) is None
     assert flatten_fast(EmailMessage(), object()) is None
+
+
+def _empty_multipart() -> Message:
+    message = EmailMessage()  # a multipart Content-Type with no payload at all
+    message["Content-Type"] = "multipart/mixed; boundary=given"
+    return message
+
+
+def _with_epilogue() -> Message:
+    message = MIMEMultipart("alternative")
+    message.attach(MIMEText("text\n"))
+    message.attach(MIMEText("<p>html</p>\n", "html"))
+    message.preamble = "This is a MIME message."
+    message.epilogue = "From the epilogue\r\nlast line"
+    return message
+
+
+def _headers_only() -> Message:
+    message = EmailMessage()  # no body at all: the header block and its empty line
+    message["Subject"] = "no body"
+    return message
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_empty_multipart, _with_epilogue, _headers_only],
+    ids=["no-payload", "epilogue", "headers-only"],
+)
+@pytest.mark.parametrize("modern", [True, False])
+def test_multipart_edges_take_the_fast_path(make: Callable[[], Message], modern: bool) -> None:
+    policy = ours._policy(modern, False, "8bit")
+    random.seed(7)
+    got = flatten_fast(make(), policy)
+    random.seed(7)
+    assert got is not None
+    assert got == _generate(make(), _stock_policy(modern, False, "8bit", 78, policy.linesep))
+
+
+def test_a_random_boundary_found_in_a_part_is_drawn_again() -> None:
+    # RFC 2046 section 5.1.1: the boundary must not occur in the parts. The boundary the
+    # seed gives first is put in a part's body, so a second one ("<first>.0") is needed.
+    random.seed(3)
+    first = email.generator.Generator._make_boundary()
+
+    def make() -> Message:
+        message = MIMEMultipart("mixed")
+        message.attach(MIMEText(f"--{first}\nis in the body\n"))
+        return message
+
+    random.seed(3)
+    got = flatten_fast(make(), email.policy.compat32)
+    random.seed(3)
+    assert got is not None
+    assert got == _generate(make(), email.policy.compat32)
+    assert f'boundary="{first}.0"'.encode() in got
+    assert got.endswith(f"\n--{first}.0--\n".encode())
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["own-loop", "generator"])
+@pytest.mark.parametrize("modern", [True, False])
+def test_both_header_writers_give_the_generators_bytes(
+    plain: bool, modern: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The header block is written by _flatten's own loop when the installed
+    # BytesGenerator._write_headers is the 3.10-3.13 code, else by the installed method:
+    # both must give the generator's bytes, whichever this Python has.
+    monkeypatch.setattr(_flatten, "_PLAIN_HEADER_WRITER", plain)
+    message = _typical() if modern else MIMEMultipart("mixed", boundary="B")
+    if not modern:
+        message["Subject"] = "legacy " * 20
+        message.attach(MIMEText("one\n"))
+        message.attach(MIMEText("two\n"))
+    for linesep in ("\r\n", "\n"):
+        policy = ours._policy(modern, False, "8bit").clone(linesep=linesep)
+        random.seed(2)
+        got = flatten_fast(copy.deepcopy(message), policy)
+        random.seed(2)
+        assert got is not None
+        stock = _stock_policy(modern, False, "8bit", 78, linesep)
+        assert got == _generate(copy.deepcopy(message), stock)
+
+
+def _compiled(source: str) -> Any:
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<test>", "exec"), namespace)  # a fixed source: two functions to compare
+    return namespace["f"]
+
+
+def test_same_code_compares_bytecode_names_and_constants() -> None:
+    code = "def f(self, msg):\n    for h, v in msg.raw_items():\n        self.write(h, 1)\n"
+    assert _flatten._same_code(_compiled(code), _compiled(code))
+    assert not _flatten._same_code(_compiled(code), _compiled(code.replace("for h, v", "for v, h")))
+    assert not _flatten._same_code(_compiled(code), _compiled(code.replace("write", "writes")))
+    assert not _flatten._same_code(_compiled(code), _compiled(code.replace("h, 1", "h, 2")))
+    # Something without bytecode (a C method, None) is never the same code.
+    for other in (None, str.join):
+        assert not _flatten._same_code(_compiled(code), other)
+        assert not _flatten._same_code(other, _compiled(code))
+        assert not _flatten._same_code(other, other)
+
+
+@pytest.mark.parametrize("modern", [True, False])
+def test_parsed_8bit_bytes_take_the_fast_path_when_8bit_is_allowed(modern: bool) -> None:
+    # Undecodable bytes of a parsed message are held as surrogate escapes and written back
+    # as they came (RFC 6152 8BITMIME), in the body and in a multipart's preamble.
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\n\ncaf\xc3\xa9 preamble\n--b\n"
+        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+        b"caf\xc3\xa9\r\n\xff\n--b--\n"
+    )
+    policy_in = email.policy.default if modern else email.policy.compat32
+
+    def make() -> Message:
+        return email.message_from_bytes(raw, policy=policy_in)
+
+    policy = ours._policy(modern, False, "8bit")
+    got = flatten_fast(make(), policy)
+    assert got is not None
+    assert got == _generate(make(), _stock_policy(modern, False, "8bit", 78, policy.linesep))
+    assert b"caf\xc3\xa9" in got and b"\xff" in got
+
+
+def test_each_part_keeps_its_own_policy() -> None:
+    # Generator.flatten gives the message its policy while writing, then restores it.
+    message = _typical()
+    before = [part.policy for part in message.walk()]
+    assert flatten_fast(message, email.policy.SMTP.clone(linesep="\n")) is not None
+    assert all(part.policy is old for part, old in zip(message.walk(), before, strict=True))
+
+
+def test_a_message_that_writes_its_own_headers_goes_to_the_stdlib() -> None:
+    # Generator._write calls a message's own _write_headers(generator) when it has one.
+    def make() -> Message:
+        message = EmailMessage()
+        message["Subject"] = "ignored"
+        message.set_content("body\n")
+        message._write_headers = lambda generator: generator.write("X-Own: yes\n\n")  # type: ignore[attr-defined]
+        return message
+
+    assert flatten_fast(make(), ours._policy(True, False, "8bit")) is None
+    flat = ours.flatten_message(make())
+    assert flat == _generate(make(), _stock_policy(True, False, "8bit", 78, "\r\n"))
+    assert flat.startswith(b"X-Own: yes\n\n")

@@ -185,7 +185,12 @@ class SMTPProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
         if exc is not None:
             lost.__cause__ = exc
         self._lost(lost)
-        self.transport = None
+        transport, self.transport = self.transport, None
+        if transport is not None and not transport.is_closing():
+            # Python 3.10's TLS transport is not marked closed when the connection under
+            # it is lost (3.11's is): abort it, or it warns "unclosed transport" when
+            # collected. Nothing is written; the socket is already gone.
+            transport.abort()
         self._flow.lost()
         if self._connection_lost_callback is not None:
             self._connection_lost_callback(self)

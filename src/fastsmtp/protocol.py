@@ -186,7 +186,7 @@ class SMTPProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
             lost.__cause__ = exc
         self._lost(lost)
         transport, self.transport = self.transport, None
-        if transport is not None and not transport.is_closing():
+        if isinstance(transport, asyncio.Transport) and not transport.is_closing():
             # Python 3.10's TLS transport is not marked closed when the connection under
             # it is lost (3.11's is): abort it, or it warns "unclosed transport" when
             # collected. Nothing is written; the socket is already gone.

@@ -193,6 +193,15 @@ def _resolve_elsewhere(
     return resolved
 
 
+def _drop_object_base(
+    app: Sphinx, name: str, obj: object, options: object, bases: list[type]
+) -> None:
+    """No "Bases: object" line under every plain class; other bases are still shown."""
+    if bases == [object]:
+        bases.clear()
+
+
 def setup(app: Sphinx) -> None:
     app.connect("autodoc-process-signature", _tidy_signature)
+    app.connect("autodoc-process-bases", _drop_object_base)
     app.connect("missing-reference", _resolve_elsewhere)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Submission
+from .conftest import USERNAME, Submission
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
@@ -67,6 +67,11 @@ def test_example_runs(script: Path, submission: Submission) -> None:
         f"{script.name}: the servers received {len(received)} message(s), "
         f"its header says {expected}\n{output}"
     )
+    # An example that takes a username from the environment logs in with it, and succeeds.
+    if "SMTP_USERNAME" in source:
+        logins = [a for a in submission.auth_attempts if a.login == USERNAME.encode()]
+        assert any(a.success for a in logins), f"{script.name} did not log in"
+        assert all(a.success for a in submission.auth_attempts), submission.auth_attempts
     # The examples submit as applications do: only over TLS (verified against the CA), unless
     # the script says it talks to a test server on the reader's own machine.
     if not _PLAINTEXT.search(source):

@@ -11,7 +11,8 @@ and the servers must have received exactly the number of messages its header ann
 A script that needs more than these servers says so (``# example-needs: redis``): it is
 skipped here and run by its owner's own test. Every message must arrive over TLS, unless the
 script talks to a test server on the reader's machine and says so
-(``# example-plaintext: why``). The examples are not parametrized over the core or the event
+(``# example-plaintext: why``). A script that reads ``SMTP_USERNAME`` must log in with it
+successfully (at least once). The examples are not parametrized over the core or the event
 loop: each runs once per pytest run (the subprocess inherits ``FASTSMTP_NO_EXTENSIONS``, so
 the CI's pure-core runs use the pure core).
 """

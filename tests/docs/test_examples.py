@@ -29,6 +29,8 @@ import pytest
 from .conftest import USERNAME, Submission
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+if not EXAMPLES.is_dir():  # cibuildwheel tests the wheel with a copy of tests/ alone
+    pytest.skip("examples/ is not beside tests/ here", allow_module_level=True)
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 TIMEOUT = 60
 

@@ -91,7 +91,9 @@ def test_oauth_example(
     assert [(a.mechanism, a.success) for a in oauth_server.auth_attempts] == [("XOAUTH2", True)]
 
 
-def test_oauth_example_rejected_token(oauth_server: RecordingServer, submission: Submission) -> None:
+def test_oauth_example_rejected_token(
+    oauth_server: RecordingServer, submission: Submission
+) -> None:
     """A token the server rejects is asked for again, once (the source here returns the same
     stale one), then the error is raised: nothing is sent."""
     env = submission.environ()

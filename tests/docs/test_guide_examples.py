@@ -116,3 +116,42 @@ def test_logging_example_redacts_auth(submission: Submission) -> None:
     for secret in (PASSWORD, plain, base64.b64encode(PASSWORD.encode()).decode()):
         assert secret not in log
     assert len(submission.messages) == 1
+
+
+def test_otel_example_prints_spans(submission: Submission) -> None:
+    """One ``smtp send`` CLIENT span per message, without addresses."""
+    done = run("otel_pool.py", submission.environ())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count('"name": "smtp send"') == 2
+    assert done.stdout.count('"smtp.outcome": "sent"') == 2
+    assert "alice@example.com" not in done.stdout
+    assert len(submission.messages) == 2
+
+
+def test_proxy_example_through_microsocks(submission: Submission, tmp_path: Path) -> None:
+    """The proxy guide's example through a real SOCKS5 proxy with a password: STARTTLS and
+    AUTH with the SMTP server through the tunnel, the proxy's password in no output."""
+    from tests.proxy.conftest import PASSWORD as PROXY_PASSWORD
+    from tests.proxy.conftest import USER as PROXY_USER
+    from tests.proxy.conftest import unavailable
+    from tests.proxy.daemons import DaemonUnavailable, start_microsocks
+
+    try:
+        proxy = start_microsocks(tmp_path / "microsocks", PROXY_USER, PROXY_PASSWORD)
+    except DaemonUnavailable as exc:
+        unavailable(f"proxy daemon unavailable: {exc}")
+    try:
+        env = submission.environ()
+        env["SMTP_PROXY"] = proxy.url("socks5h")
+        done = run("proxy_send.py", env)
+        assert done.returncode == 0, done.stderr
+        assert [m.tls for m in submission.messages] == [True]
+
+        env["SMTP_PROXY"] = proxy.url("socks5h", password="wrong-" + PROXY_PASSWORD)
+        refused = run("proxy_send.py", env)
+    finally:
+        proxy.stop()
+    assert refused.returncode == 1
+    assert "could not connect" in refused.stderr and "proxy refused" in refused.stderr
+    assert PROXY_PASSWORD not in refused.stderr + refused.stdout
+    assert len(submission.messages) == 1

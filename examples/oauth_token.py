@@ -36,13 +36,13 @@ class TokenSource:
 
 # [oauth]
 async def main() -> None:
-    tokens = TokenSource()
     message = EmailMessage()
     message["From"] = USERNAME
     message["To"] = "user@example.com"
     message["Subject"] = "Sent with OAuth 2.0"
     message.set_content("No password was used.")
 
+    tokens = TokenSource()  # your OAuth client (MSAL, google-auth...): it refreshes tokens
     async with fastsmtp.SMTP(
         hostname=HOST,
         port=PORT,

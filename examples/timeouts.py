@@ -31,6 +31,16 @@ timeouts = Timeouts(
 )  # (command=...: each command's reply)
 
 
+async def send(message: EmailMessage) -> None:
+    async with fastsmtp.SMTP(hostname=HOST, port=PORT, start_tls=True, timeout=timeouts) as client:
+        await client.login(USERNAME, PASSWORD)
+        await client.send_message(message)
+
+
+# [timeouts]
+
+
+# [errors]
 async def main() -> int:
     message = EmailMessage()
     message["From"] = USERNAME
@@ -38,11 +48,7 @@ async def main() -> int:
     message["Subject"] = "Per-phase timeouts"
     message.set_content("Each phase had its own limit.")
     try:
-        async with fastsmtp.SMTP(
-            hostname=HOST, port=PORT, start_tls=True, timeout=timeouts
-        ) as client:
-            await client.login(USERNAME, PASSWORD)
-            await client.send_message(message)
+        await send(message)
     except fastsmtp.SMTPConnectTimeoutError as exc:  # connect or greeting
         print(f"could not connect in time: {exc}", file=sys.stderr)
         return 1
@@ -54,7 +60,7 @@ async def main() -> int:
     return 0
 
 
-# [timeouts]
+# [errors]
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))

@@ -24,6 +24,8 @@ from tests.fleet.workers import Worker
 from .conftest import Submission
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+if not EXAMPLES.exists():  # cibuildwheel tests the wheel with a copy of tests/ alone
+    pytest.skip("examples/ is not beside tests/ here", allow_module_level=True)
 
 
 @pytest.fixture

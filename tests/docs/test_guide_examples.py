@@ -23,6 +23,8 @@ from tests._servers import RecordingServer, ServerConfig
 from .conftest import PASSWORD, USERNAME, Submission
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+if not EXAMPLES.exists():  # cibuildwheel tests the wheel with a copy of tests/ alone
+    pytest.skip("examples/ is not beside tests/ here", allow_module_level=True)
 TOKEN = "ya29.a-token-for-the-test"
 
 

@@ -98,8 +98,7 @@ def test_every_public_name_is_documented(module_name: str) -> None:
         # the same object documented where users import it (names and values alike, so two
         # constants that happen to be equal do not count for each other)
         if any(
-            other.rpartition(".")[2] == name and value is obj
-            for other, value in DOCUMENTED.items()
+            other.rpartition(".")[2] == name and value is obj for other, value in DOCUMENTED.items()
         ):
             continue
         missing.append(dotted)

@@ -73,11 +73,12 @@ async def queue_and_wait(count: int) -> int:
     ledger = DeliveryLedger(client)  # notes each message "queued" before the task goes
     failed = 0
     try:
-        tasks = [
-            await enqueue_send(send, ledger, welcome(n), "hello@example.com",
-                               [f"member{n}@example.org"])
-            for n in range(count)
-        ]  # fmt: skip
+        tasks = []
+        for n in range(count):
+            recipients = [f"member{n}@example.org"]
+            tasks.append(
+                await enqueue_send(send, ledger, welcome(n), "hello@example.com", recipients)
+            )
         for task in tasks:
             result = await task.wait_result(timeout=60)
             data = result.return_value  # fastsmtp.fleet.result_data's dict, plus "ledger"

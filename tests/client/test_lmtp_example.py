@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
 from tests.client.test_lmtp import Handler, TCPLMTPController
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lmtp_deliver.py"
+if not EXAMPLE.exists():  # cibuildwheel tests the wheel with a copy of tests/ alone
+    pytest.skip("examples/ is not beside tests/ here", allow_module_level=True)
 
 
 class EnhancedHandler(Handler):

@@ -124,7 +124,7 @@ def subtitle(results: dict[str, Any]) -> str:
         f"Python {meta.get('python', '?')}",
         f"sink: {meta.get('sink', '?')}",
         f"pin: {meta.get('pin', '?')}",
-        f"{meta.get('runs', '?')} runs, medians",
+        f"{meta.get('runs', '?')} run{'' if meta.get('runs') == 1 else 's'}, medians",
     ]
     return " · ".join(p for p in parts if p)
 

@@ -2,7 +2,7 @@
 
 LMTP is how mail is handed to a mailbox store (Dovecot, Cyrus, a spam filter's back end)
 over TCP or a Unix socket. It differs from SMTP where the client can see it in two ways,
-both decided in the sans-I/O core (:mod:`fastsmtp._lmtp`, ``SMTPSession(lmtp=True)``):
+both decided in the sans-I/O core (``fastsmtp._lmtp``, ``SMTPSession(lmtp=True)``):
 
 - LHLO instead of EHLO, and no HELO to fall back to (section 4.1);
 - after the final dot, one reply per recipient whose RCPT succeeded, in RCPT order
@@ -11,7 +11,7 @@ both decided in the sans-I/O core (:mod:`fastsmtp._lmtp`, ``SMTPSession(lmtp=Tru
 ``sendmail``/``send_message`` keep aiosmtplib's shape: ``(refused, reply text)``, where
 ``refused`` now also holds the recipients refused after the message, and the reply is the
 first 250; they raise ``LMTPDataError`` (an ``SMTPDataError``) only when no recipient got
-the message. :meth:`LMTP.deliver` returns a :class:`~fastsmtp.SendResult` with every
+the message. :meth:`~fastsmtp.LMTP.deliver` returns a :class:`~fastsmtp.SendResult` with every
 recipient's own final reply instead of raising for refusals.
 
 PIPELINING is what RFC 2033 section 5 requires of a server, and it is used as over SMTP

@@ -64,7 +64,7 @@ def _reply_class(result: SendResult) -> str:
 
 
 class PoolTelemetry:
-    """Traces and measures the sends of one :class:`SMTPPool`.
+    """Traces and measures the sends of one :class:`~fastsmtp.SMTPPool`.
 
     ``await telemetry.send(message, sender=..., recipients=...)`` sends through the pool
     (a ``SendResult``, never an exception, like ``send_many``'s results), or wrap any

@@ -1,7 +1,7 @@
 """A pool of SMTP connections for sending a lot of mail: reuse, retries, rate limits.
 
 ``SMTPPool`` keeps up to ``max_connections`` :class:`fastsmtp.SMTP` clients to one server
-(or spread over ``relays``, with failover: :mod:`fastsmtp._pool._relays`).
+(or spread over ``relays``, with failover: ``fastsmtp._pool._relays``).
 Every send checks a connection out, runs one mail transaction on it, and checks it back
 in; so concurrency is bounded by the pool, whatever the caller does. Connections are
 opened lazily (each new one logs in when ``username`` is set, as ``SMTP.connect`` does),
@@ -94,7 +94,7 @@ class SMTPPool:
       and the next one is tried at once. With every relay backed off a send fails fast
       with ``RelaysUnavailableError`` (transient: retried as ``max_attempts`` allows).
       ``SendResult.relay`` names the relay that took each message (see
-      :mod:`fastsmtp._pool._relays`).
+      ``fastsmtp._pool._relays``).
     """
 
     def __init__(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests._servers import ReceivedMessage, RecordingServer, ServerConfig
+from tests._servers import AuthAttempt, ReceivedMessage, RecordingServer, ServerConfig
 
 USERNAME = "app@example.com"
 PASSWORD = "app-password"
@@ -49,6 +49,11 @@ class Submission:
     def messages(self) -> list[ReceivedMessage]:
         """Every message either server accepted, in order per server."""
         return self.starttls.messages + self.implicit_tls.messages
+
+    @property
+    def auth_attempts(self) -> list[AuthAttempt]:
+        """Every AUTH exchange either server saw."""
+        return self.starttls.auth_attempts + self.implicit_tls.auth_attempts
 
     def environ(self) -> dict[str, str]:
         """The environment an example runs with: this process's, pointed at the servers."""

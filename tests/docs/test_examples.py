@@ -11,7 +11,8 @@ and the servers must have received exactly the number of messages its header ann
 A script that needs more than these servers says so (``# example-needs: redis``): it is
 skipped here and run by its owner's own test. Every message must arrive over TLS, unless the
 script talks to a test server on the reader's machine and says so
-(``# example-plaintext: why``). The examples are not parametrized over the core or the event
+(``# example-plaintext: why``). A script that reads ``SMTP_USERNAME`` must log in with it
+successfully (at least once). The examples are not parametrized over the core or the event
 loop: each runs once per pytest run (the subprocess inherits ``FASTSMTP_NO_EXTENSIONS``, so
 the CI's pure-core runs use the pure core).
 """
@@ -25,9 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Submission
+from .conftest import USERNAME, Submission
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+if not EXAMPLES.is_dir():  # cibuildwheel tests the wheel with a copy of tests/ alone
+    pytest.skip("examples/ is not beside tests/ here", allow_module_level=True)
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 TIMEOUT = 60
 
@@ -67,6 +70,10 @@ def test_example_runs(script: Path, submission: Submission) -> None:
         f"{script.name}: the servers received {len(received)} message(s), "
         f"its header says {expected}\n{output}"
     )
+    # An example that takes a username from the environment logs in with it (at least once).
+    if "SMTP_USERNAME" in source:
+        logins = [a for a in submission.auth_attempts if a.login == USERNAME.encode()]
+        assert any(a.success for a in logins), f"{script.name} did not log in"
     # The examples submit as applications do: only over TLS (verified against the CA), unless
     # the script says it talks to a test server on the reader's own machine.
     if not _PLAINTEXT.search(source):

@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import email.policy
 import functools
@@ -736,14 +737,81 @@ def steal_share(before: tuple[int, int], after: tuple[int, int]) -> str:
     return f"{(after[0] - before[0]) / total:.1%}" if total > 0 else "unknown"
 
 
+def run_meta(args: argparse.Namespace, sink_name: str, steal: str) -> dict[str, Any]:
+    """What the report's header line says about the run (kept in the saved JSON)."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sink": sink_name,
+        "steal": steal,
+        "pin": args.pin,
+        "runs": args.runs,
+        "seconds": args.seconds,
+        "delay_ms": args.delay_ms,
+        "delay_messages": args.delay_messages,
+    }
+
+
+def results_data(
+    args: argparse.Namespace, sink_name: str, res: dict[str, Any], steal: str
+) -> dict[str, Any]:
+    """The per-run values of every cell, as ``--save-json`` writes them."""
+    cells: dict[tuple[str, str, str], Cell] = res["cells"]
+    return {
+        "format": 1,
+        "meta": run_meta(args, sink_name, steal),
+        "scenarios": [s.name for s in SCENARIOS if s.name in args.scenarios],
+        # Bytes per message, for the MB/s column (what send_message flattens, for the _msg ones).
+        "sizes": {name: len(scenario_message(name)) for name in args.scenarios},
+        "rtt_ms": res["rtt_ms"],
+        "elapsed_s": res["elapsed_s"],
+        "cells": [
+            {"scenario": scenario, "client": client, "loop": loop, **dataclasses.asdict(cell)}
+            for (scenario, client, loop), cell in cells.items()
+        ],
+    }
+
+
+def load_results(
+    path: str, args: argparse.Namespace
+) -> tuple[dict[str, Any], str, dict[str, Any], str]:
+    """Read a ``--save-json`` file; see :func:`load_results_data`."""
+    with open(path) as src:
+        return load_results_data(json.load(src), args)
+
+
+def load_results_data(
+    data: dict[str, Any], args: argparse.Namespace
+) -> tuple[dict[str, Any], str, dict[str, Any], str]:
+    """Set ``args`` from saved results; return (data, sink, res, steal) for :func:`report`."""
+    meta = data["meta"]
+    args.scenarios = data["scenarios"]
+    for name in ("pin", "runs", "seconds", "delay_ms", "delay_messages"):
+        setattr(args, name, meta[name])
+    cells = {
+        (c["scenario"], c["client"], c["loop"]): Cell(
+            **{f.name: c[f.name] for f in dataclasses.fields(Cell)}
+        )
+        for c in data["cells"]
+    }
+    res = {"cells": cells, "rtt_ms": data["rtt_ms"], "elapsed_s": data["elapsed_s"]}
+    return data, meta["sink"], res, meta["steal"]
+
+
 def report(
-    args: argparse.Namespace, sink_name: str, res: dict[str, Any], steal: str = "unknown"
+    args: argparse.Namespace,
+    sink_name: str,
+    res: dict[str, Any],
+    steal: str = "unknown",
+    meta: dict[str, Any] | None = None,
 ) -> str:
     cells: dict[tuple[str, str, str], Cell] = res["cells"]
+    meta = meta or run_meta(args, sink_name, steal)
     lines = [
-        f"{datetime.date.today().isoformat()} · {os.cpu_count()} CPUs (shared; hypervisor "
+        f"{meta['date']} · {meta['cpus']} CPUs (shared; hypervisor "
         f"steal during the run: {steal}) · "
-        f"Python {platform.python_version()} · sink: {sink_name} on CPU 0 · pin: {args.pin} "
+        f"Python {meta['python']} · sink: {sink_name} on CPU 0 · pin: {args.pin} "
         f"(same = client on CPU 0 with the sink, split = client on CPU 1) · runs: {args.runs} "
         f"(medians; ratios are medians of per-run ratios) · {args.seconds:g} s per cell",
         "",
@@ -827,7 +895,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also run bench_pool.py: SMTPPool.send_many of 20,000 messages over 16 "
         "connections beside aiosmtplib with 16 hand-managed connections (~30 s)",
     )
+    parser.add_argument(
+        "--save-json", metavar="PATH", help="also write every cell's per-run values as JSON"
+    )
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="measure nothing: report (and --chart) the results a --save-json run wrote",
+    )
+    parser.add_argument(
+        "--chart",
+        metavar="PATH",
+        help="also draw the results as bar charts, .svg or .png (needs matplotlib: the bench "
+        "extra; see chart.py)",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        return args
     if not 1 <= args.runs <= 50:
         parser.error("--runs must be 1..50")
     if not 0.1 <= args.seconds <= 60:
@@ -857,6 +941,17 @@ def main(argv: list[str] | None = None) -> int:
         for s in SCENARIOS:
             print(f"{s.name:13} {s.title}  [{', '.join(f'{c}/{lp}' for c, lp in s.clients)}]")
         return 0
+    if args.chart:
+        import chart  # before measuring: a missing matplotlib says so now, not minutes later
+
+        chart.require_matplotlib()
+    if args.from_json:
+        data, sink_name, result, steal = load_results(args.from_json, args)
+        print(report(args, sink_name, result, steal, data["meta"]))
+        if args.chart:
+            chart.draw(data, args.chart)
+            log(f"chart: {args.chart}")
+        return 0
     sink_prefix = pin_prefix(None if args.pin == "none" else 0)
     with tempfile.TemporaryDirectory(prefix="fastsmtp-bench-") as tmp:
         files = source_files(tmp)
@@ -867,6 +962,15 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(run_all(args, sink_port, pid, files))
             steal = steal_share(ticks, cpu_ticks())
     print(report(args, sink_name, result, steal))
+    if args.save_json or args.chart:
+        data = results_data(args, sink_name, result, steal)
+        if args.save_json:
+            with open(args.save_json, "w") as out:
+                json.dump(data, out, indent=1)
+            log(f"results: {args.save_json}")
+        if args.chart:
+            chart.draw(data, args.chart)
+            log(f"chart: {args.chart}")
     if args.pool:
         # Bulk sending through the pool (issue 7): its own script, its own sinks.
         log("pool: benchmarks/bench_pool.py (20,000 messages, 16 connections)")

@@ -68,6 +68,7 @@ sys.path.insert(0, str(HERE))
 
 import roundtrips  # noqa: E402
 from delayproxy import DelayProxy  # noqa: E402
+from summary import summary_table  # noqa: E402
 
 HOST = roundtrips.HOST
 SENDER = roundtrips.SENDER
@@ -948,6 +949,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         data, sink_name, result, steal = load_results(args.from_json, args)
         print(report(args, sink_name, result, steal, data["meta"]))
+        print("\nREADME summary (benchmarks/summary.py):\n\n" + summary_table(data))
         if args.chart:
             chart.draw(data, args.chart)
             log(f"chart: {args.chart}")
@@ -962,8 +964,9 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(run_all(args, sink_port, pid, files))
             steal = steal_share(ticks, cpu_ticks())
     print(report(args, sink_name, result, steal))
+    data = results_data(args, sink_name, result, steal)
+    print("\nREADME summary (benchmarks/summary.py):\n\n" + summary_table(data))
     if args.save_json or args.chart:
-        data = results_data(args, sink_name, result, steal)
         if args.save_json:
             with open(args.save_json, "w") as out:
                 json.dump(data, out, indent=1)

@@ -32,7 +32,7 @@ __all__ = ("Batch", "Deadlines", "WriteFlow", "fresh")
 class Batch:
     """Replies expected for one write, and the future that gets them."""
 
-    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies", "taken")
+    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies", "taken", "then")
 
     def __init__(self, future: asyncio.Future[list[SMTPResponse]], expected: int) -> None:
         self.future = future
@@ -42,6 +42,10 @@ class Batch:
         self.redact = False
         self.quit = False
         self.taken = 0  # replies already handed to the session
+        #: Called with the batch when its last reply is in, before its waiter is woken
+        #: (and only if the waiter is still there); True means it carried the future
+        #: on to a batch of its own (``fastsmtp._go_ahead``), so it is not resolved now.
+        self.then: Callable[[Batch], bool] | None = None
 
 
 def fresh(exc: Exception) -> Exception:
@@ -166,6 +170,17 @@ class WriteFlow:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def watch(self, timeout: float | None) -> None:
+        """:meth:`drain` for a writer that cannot wait (a write made from a read
+        callback): a buffer that does not drain within ``timeout`` is reported to
+        ``on_stall`` all the same."""
+        if not self.paused or timeout is None:
+            return
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        timer = self._loop.call_at(self._loop.time() + timeout, self._stalled, waiter)
+        waiter.add_done_callback(lambda _: timer.cancel())
 
     def _stalled(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done():

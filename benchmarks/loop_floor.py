@@ -54,8 +54,9 @@ class Floor(asyncio.Protocol):
         self.mode = mode
         self.left = messages
         self.transport: asyncio.Transport | None = None
-        self.owed = 1  # the greeting
-        self.waiter: asyncio.Future[None] | None = None
+        self.owed = 1  # the greeting, which may come before anyone awaits it
+        self.waiter: asyncio.Future[None] | None = asyncio.get_running_loop().create_future()
+        self.greeted = self.waiter
         self.tail = b""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -112,7 +113,7 @@ class Floor(asyncio.Protocol):
 async def floor_client(mode: str, port: int, messages: int) -> tuple[float, float]:
     loop = asyncio.get_running_loop()
     _, proto = await loop.create_connection(lambda: Floor(mode, messages), run.HOST, port)
-    await proto.exchange(b"", 1)  # greeting
+    await proto.greeted
     await proto.exchange(b"EHLO me.example.com\r\n", 1)
     start, wall = time.process_time(), time.perf_counter()
     if mode == "callbacks":

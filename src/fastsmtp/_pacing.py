@@ -122,7 +122,7 @@ class WriteFlow:
     """The transport's write flow control (``pause_writing``/``resume_writing``) as
     something to await, with a no-progress limit."""
 
-    __slots__ = ("_loop", "_on_stall", "_waiter", "paused")
+    __slots__ = ("_loop", "_on_stall", "_resumes", "_waiter", "paused")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, on_stall: Callable[[Exception], None]
@@ -132,12 +132,14 @@ class WriteFlow:
         self._waiter: asyncio.Future[None] | None = None
         #: The transport's buffer is above its high-water mark.
         self.paused = False
+        self._resumes = 0  # how many times the buffer went below the mark
 
     def pause(self) -> None:
         self.paused = True
 
     def resume(self) -> None:
         self.paused = False
+        self._resumes += 1
         self.wake()
 
     def wake(self) -> None:
@@ -173,14 +175,17 @@ class WriteFlow:
 
     def watch(self, timeout: float | None) -> None:
         """:meth:`drain` for a writer that cannot wait (a write made from a read
-        callback): a buffer that does not drain within ``timeout`` is reported to
-        ``on_stall`` all the same."""
+        callback): a buffer still above its mark ``timeout`` from now, never having
+        gone below it meanwhile, is reported to ``on_stall`` all the same."""
         if not self.paused or timeout is None:
             return
-        waiter = self._loop.create_future()
-        self._waiter = waiter
-        timer = self._loop.call_at(self._loop.time() + timeout, self._stalled, waiter)
-        waiter.add_done_callback(lambda _: timer.cancel())
+        self._loop.call_at(self._loop.time() + timeout, self._unmoved, self._resumes)
+
+    def _unmoved(self, resumes: int) -> None:
+        if self.paused and self._resumes == resumes:
+            self._on_stall(
+                SMTPTimeoutError("Timed out sending message data: the server stopped reading")
+            )
 
     def _stalled(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done():

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import fastsmtp
+from fastsmtp._pacing import WriteFlow
 from fastsmtp.protocol import SMTPProtocol
 from tests.client.policy_server import CLOSE, Policy, PolicyServer
 from tests.client.test_one_write import body, commands, on_wire
@@ -166,3 +167,32 @@ async def test_the_final_reply_lost_after_a_body_from_the_callback() -> None:
         finally:
             client.close()
     assert info.value.outcome_unknown
+
+
+async def test_a_body_written_from_the_callback_into_a_full_buffer_is_still_timed() -> None:
+    # body_now cannot await a drain: WriteFlow.watch gives the buffer the same
+    # no-progress limit. Still above its mark when the limit comes: a stall, reported
+    # once; gone below it meanwhile (even if above it again): nothing.
+    loop = asyncio.get_running_loop()
+    stalls: list[tuple[Exception, float]] = []
+    stalled = loop.create_future()
+
+    def on_stall(exc: Exception) -> None:
+        stalls.append((exc, loop.time()))
+        if not stalled.done():
+            stalled.set_result(None)
+
+    flow = WriteFlow(loop, on_stall)
+    flow.watch(0.01)  # not paused: nothing to watch
+    start = loop.time()
+    flow.pause()
+    flow.watch(0.02)
+    flow.resume()
+    flow.pause()  # above the mark again, but it moved
+    flow.watch(0.05)
+    await asyncio.wait_for(stalled, 5)
+    # The first watch's moment (0.02) came first and said nothing: the stall is the
+    # second watch's.
+    [(error, when)] = stalls
+    assert isinstance(error, fastsmtp.SMTPTimeoutError)
+    assert when - start >= 0.05

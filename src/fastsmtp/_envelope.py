@@ -195,6 +195,10 @@ class Envelope:
     def mail_line(self, size: int | None) -> bytes:
         """MAIL FROM with the options, and SIZE (RFC 1870) unless the caller gave one."""
         options = self.mail_options
+        if not options and type(size) is int:
+            # (most messages: no options) plain_mail is the checked path and CRLF, and
+            # "size=" and a number is a valid esmtp-param (RFC 1870 section 6).
+            return self.plain_mail[:-2] + b" size=%d\r\n" % size
         if size is None or any(o[:5].lower() == "size=" for o in options):
             return self.plain_mail
         return mail_line(self.sender, [f"size={size}", *options], self.encoding)

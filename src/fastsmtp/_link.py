@@ -461,6 +461,7 @@ class Link:
         require_tls: bool = False,
         smtputf8: bool | None = None,
         follows: Callable[[], bool] | None = None,
+        awaited: bool = False,
     ) -> Submission:
         """``sendmail`` up to the end of the message; the final reply comes later.
 
@@ -474,7 +475,8 @@ class Link:
         ``follows()`` (the pool's) says whether another transaction is waiting for this
         connection; other ``submit`` calls waiting here are counted without it
         (``protocol.queued``). The end of this message then goes out in one write with
-        the next one's commands.
+        the next one's commands. ``awaited``: the caller awaits the final reply right
+        after (``sendmail``); this may then return with it in (see ``transact``).
         """
         # Every argument is checked before anything is written.
         envelope = Envelope(
@@ -509,6 +511,7 @@ class Link:
                         progress=progress,
                         execute=self.execute,
                         follows=follows,
+                        awaited=awaited,
                     )
                     if self.serial:
                         await submission.settled()
@@ -533,6 +536,7 @@ class Link:
         require_tls: bool = False,
         smtputf8: bool | None = None,
         follows: Callable[[], bool] | None = None,
+        awaited: bool = False,
     ) -> Submission:
         """``send_message`` up to the end of the message (see :meth:`submit`)."""
         sender, recipient_list = message_envelope(message, sender, recipients)
@@ -566,4 +570,5 @@ class Link:
             require_tls=require_tls,
             smtputf8=smtputf8,
             follows=follows,
+            awaited=awaited,
         )

@@ -32,7 +32,7 @@ __all__ = ("Batch", "Deadlines", "WriteFlow", "fresh")
 class Batch:
     """Replies expected for one write, and the future that gets them."""
 
-    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies", "taken")
+    __slots__ = ("deadline", "expected", "future", "quit", "redact", "replies", "taken", "then")
 
     def __init__(self, future: asyncio.Future[list[SMTPResponse]], expected: int) -> None:
         self.future = future
@@ -42,6 +42,10 @@ class Batch:
         self.redact = False
         self.quit = False
         self.taken = 0  # replies already handed to the session
+        #: Called with the batch when its last reply is in, before its waiter is woken
+        #: (and only if the waiter is still there); True means it carried the future
+        #: on to a batch of its own (``fastsmtp._go_ahead``), so it is not resolved now.
+        self.then: Callable[[Batch], bool] | None = None
 
 
 def fresh(exc: Exception) -> Exception:
@@ -118,7 +122,7 @@ class WriteFlow:
     """The transport's write flow control (``pause_writing``/``resume_writing``) as
     something to await, with a no-progress limit."""
 
-    __slots__ = ("_loop", "_on_stall", "_waiter", "paused")
+    __slots__ = ("_loop", "_on_stall", "_resumes", "_waiter", "paused")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, on_stall: Callable[[Exception], None]
@@ -128,12 +132,14 @@ class WriteFlow:
         self._waiter: asyncio.Future[None] | None = None
         #: The transport's buffer is above its high-water mark.
         self.paused = False
+        self._resumes = 0  # how many times the buffer went below the mark
 
     def pause(self) -> None:
         self.paused = True
 
     def resume(self) -> None:
         self.paused = False
+        self._resumes += 1
         self.wake()
 
     def wake(self) -> None:
@@ -166,6 +172,20 @@ class WriteFlow:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def watch(self, timeout: float | None) -> None:
+        """:meth:`drain` for a writer that cannot wait (a write made from a read
+        callback): a buffer still above its mark ``timeout`` from now, never having
+        gone below it meanwhile, is reported to ``on_stall`` all the same."""
+        if not self.paused or timeout is None:
+            return
+        self._loop.call_at(self._loop.time() + timeout, self._unmoved, self._resumes)
+
+    def _unmoved(self, resumes: int) -> None:
+        if self.paused and self._resumes == resumes:
+            self._on_stall(
+                SMTPTimeoutError("Timed out sending message data: the server stopped reading")
+            )
 
     def _stalled(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done():

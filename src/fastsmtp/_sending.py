@@ -33,6 +33,7 @@ from ._commands import command_args, message_size
 from ._connector import certificate_verified
 from ._envelope import Envelope, message_envelope, prepare_message
 from ._extensions import check_size
+from ._go_ahead import GoAhead
 from ._lmtp import judge_deliveries
 from ._options import ConnectionOptions, Timeouts
 from ._session import Phase
@@ -170,6 +171,7 @@ async def transact(
     progress: ProgressCallback | None,
     execute: Execute,
     follows: Callable[[], bool] | None = None,
+    awaited: bool = False,
 ) -> Submission:
     """Run one transaction up to the end of the message (see the module docstring).
 
@@ -179,6 +181,10 @@ async def transact(
     When the body is written, ``protocol.queued`` (more than this one) or ``follows()``
     say whether another transaction is waiting to be pipelined behind this one (its
     commands then share the write of this message's end: :meth:`SMTPProtocol.write_body`).
+    ``awaited``: the caller awaits the final reply at once (``SMTP.sendmail``), so a
+    whole pipelined body may go out from the read that brings its 354, and this may
+    return with the final reply in (:mod:`fastsmtp._go_ahead`). Otherwise (the pool, and
+    anyone who hands the message over and asks later) this returns once it is out.
     """
     session = protocol.session
     if type(message) is not bytes:
@@ -232,6 +238,8 @@ async def transact(
     refused = transaction.refused
     async with protocol.turn:
         try:
+            if awaited and pipelined and bdat is None and type(body) is bytes:
+                return await _on_go_ahead(protocol, transaction, body, phases)
             await _send_commands(protocol, transaction, pipelined, timeout, execute)
             # LMTP (RFC 2033 section 4.2): the final reply is one per accepted RCPT.
             accepted = transaction.accepted if session.lmtp else None
@@ -257,6 +265,40 @@ async def transact(
             # same turn, so no other caller's command can come first.
             await reset_quietly(protocol, timeout, execute)
             raise
+
+
+async def _on_go_ahead(
+    protocol: SMTPProtocol,
+    transaction: MailTransaction,
+    body: bytes,
+    phases: Timeouts,
+) -> Submission:
+    """A whole body, pipelined: written from the read that brings DATA's 354
+    (:mod:`fastsmtp._go_ahead`). The caller holds the turn."""
+    go_ahead = GoAhead(protocol, transaction, body, phases.final_reply, phases.upload_idle)
+    batch = protocol.post_batch(
+        b"".join(transaction.commands), transaction.kinds, phases.command, go_ahead
+    )
+    refused = transaction.refused
+    try:
+        replies = await batch.future
+    except (SMTPServerDisconnected, SMTPTimeoutError, SMTPResponseException):
+        if go_ahead.sent:
+            # The message is out and its final reply failed: the submission says so
+            # (outcome unknown) when its reply is asked for.
+            return Submission(refused, protocol, batch.future, accepted=go_ahead.accepted)
+        if not go_ahead.judged:  # part of the replies came: judged as lockstep would
+            for reply in batch.replies:
+                transaction.take(reply)
+        transaction.check_open()
+        raise
+    if go_ahead.sent:
+        return Submission(refused, protocol, None, replies, accepted=go_ahead.accepted)
+    if go_ahead.error is not None:
+        raise go_ahead.error
+    # Someone waits to pipeline behind this message: its end waits for their commands.
+    future = await protocol.write_body(body, phases.final_reply, phases.upload_idle, followed=True)
+    return Submission(refused, protocol, future, accepted=go_ahead.accepted)
 
 
 async def send_body(

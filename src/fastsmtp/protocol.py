@@ -333,6 +333,28 @@ class SMTPProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
             self._arm(batch, reply_timeout)
         return batch.future
 
+    def body_now(
+        self,
+        body: bytes,
+        future: asyncio.Future[list[SMTPResponse]],
+        reply_timeout: float | None,
+        idle_timeout: float | None,
+    ) -> None:
+        """Write a whole body from the read that brought its 354 (``fastsmtp._go_ahead``);
+        its final reply resolves ``future``. Nobody waits for the turn (the caller
+        checked), so nothing is held back; a full write buffer starts the same
+        no-progress timer as :meth:`write_body`'s drain."""
+        session = self.session
+        session.body_sent()
+        batch = Batch(future, session.final_replies)
+        self._outstanding.append(batch)
+        self._transport_write(body)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(">> <message data, %d bytes>", len(body))
+        self._arm(batch, reply_timeout)
+        if self._flow.paused:
+            self._flow.watch(idle_timeout)
+
     def _transport_write(self, data: bytes | memoryview) -> None:
         # uvloop's transports implement the interface without subclassing it (and
         # typing.cast would be a function call on every write).
@@ -483,13 +505,31 @@ class SMTPProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
 
     # -- internals --------------------------------------------------------------------
 
+    def post_batch(
+        self,
+        data: bytes,
+        kinds: tuple[Kind, ...],
+        timeout: float | None,
+        then: Callable[[Batch], bool],
+    ) -> Batch:
+        """Write ``data`` (the command lines ``kinds``) without waiting; ``then(batch)``
+        runs from the read that completes its replies (see :class:`Batch`). The
+        caller holds the turn and awaits ``batch.future``."""
+        return self._write_batch(data, kinds, timeout, False, then)
+
     def _write_batch(
-        self, data: bytes, kinds: tuple[Kind, ...], timeout: float | None, redact: bool
+        self,
+        data: bytes,
+        kinds: tuple[Kind, ...],
+        timeout: float | None,
+        redact: bool,
+        then: Callable[[Batch], bool] | None = None,
     ) -> Batch:
         self._raise_if_unusable()
         self.session.sent(kinds)
         batch = Batch(self._loop.create_future(), len(kinds))
         batch.redact = redact
+        batch.then = then
         if kinds[0] is _QUIT:
             batch.quit = True
         # Registered before the write, so a fast reply always finds its batch.
@@ -501,8 +541,11 @@ class SMTPProtocol(asyncio.BufferedProtocol, asyncio.Protocol):
         return batch
 
     def _finish(self, batch: Batch) -> None:
-        if not batch.future.done():
-            batch.future.set_result(batch.replies)
+        future = batch.future
+        if not future.done():
+            then = batch.then
+            if then is None or not then(batch):
+                future.set_result(batch.replies)
         if self.session.early_reply:
             # The server answered a body still being uploaded: an upload waiting for
             # the write buffer to drain (the server may have stopped reading) stops now.

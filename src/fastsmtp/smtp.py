@@ -556,6 +556,7 @@ class SMTP:
             dsn=dsn,
             require_tls=require_tls,
             smtputf8=smtputf8,
+            awaited=True,
         )
         # RFC 2920 section 3.1: the final reply is awaited outside the turn, so the next
         # transaction's commands may go out meanwhile (the reply FIFO keeps the pairing).
@@ -598,6 +599,7 @@ class SMTP:
             dsn=dsn,
             require_tls=require_tls,
             smtputf8=smtputf8,
+            awaited=True,
         )
         return await self._link.finish(submission, timeout)
 

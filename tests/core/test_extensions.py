@@ -122,3 +122,22 @@ def test_envelope_require_tls() -> None:
 def test_smtputf8_false_refuses_a_raw_smtputf8() -> None:
     with pytest.raises(ValueError, match="smtputf8=False"):
         Envelope("s@example.com", ["a@example.com"], ["SMTPUTF8"], None, smtputf8=False)
+
+
+@pytest.mark.parametrize("sender", ["s@example.com", "", "<>", "Postmaster@example.com"])
+@pytest.mark.parametrize("options", [None, ["BODY=8BITMIME"], ["SIZE=5"], ["SMTPUTF8"]])
+@pytest.mark.parametrize("size", [None, 0, 7, 10**12])
+def test_envelope_mail_line_with_size(
+    sender: str, options: list[str] | None, size: int | None
+) -> None:
+    """RFC 1870 section 6: SIZE goes first unless the caller gave one; the line without
+    options is built from the checked one, byte for byte what the full path builds."""
+    envelope = Envelope(sender, ["a@example.com"], options, None)
+    line = envelope.mail_line(size)
+    if size is None or options == ["SIZE=5"]:
+        assert line == envelope.plain_mail
+        return
+    params = b" ".join(o.encode() for o in options or ())
+    path = envelope.plain_mail[: len(envelope.plain_mail) - 2 - (len(params) + 1 if params else 0)]
+    assert line == path + b" size=%d" % size + (b" " + params if params else b"") + b"\r\n"
+    assert line.startswith(b"MAIL FROM:<")

@@ -111,6 +111,9 @@ class _Writer:
         self.mangle_from: bool = policy.mangle_from_
         self.seven_bit = policy.cte_type == "7bit"
         self.generator: Any = None  # made when the header block needs it
+        # A policy whose fold_binary is fastsmtp's (email._OneLineFoldPolicy) names the
+        # text folder it tries first.
+        self.fold_text: Any = getattr(type(policy), "fastsmtp_fold_header", None)
 
     def flatten(self, message: email.message.Message) -> bytes:
         # Generator.flatten: the message takes the generator's policy while it is written.
@@ -128,7 +131,26 @@ class _Writer:
             raise _Unsupported
         if _PLAIN_HEADER_WRITER:
             fold = self.policy.fold_binary
-            lines = [fold(name, value) for name, value in message.raw_items()]
+            items = message.raw_items()
+            fold_text = self.fold_text
+            if fold_text is not None:
+                # The policy's fold_binary tries fold_text and encodes its ASCII answer:
+                # ask it directly, and encode the block once.
+                maxlen, linesep = self.policy.max_line_length, self.linesep
+                texts: list[str] = []
+                for name, value in items:
+                    text = fold_text(value, maxlen, linesep)
+                    if text is None:  # this one is the stdlib's: bytes from here on
+                        lines = [t.encode("ascii") for t in texts]
+                        lines.append(fold(name, value))
+                        break
+                    texts.append(text)
+                else:
+                    texts.append(linesep)  # the empty line that ends the header block
+                    return "".join(texts).encode("ascii")
+            else:
+                lines = []
+            lines.extend([fold(name, value) for name, value in items])
             lines.append(self.nl)  # the empty line that ends the header block
             return b"".join(lines)
         # The installed generator writes the header block, so that what it checks or

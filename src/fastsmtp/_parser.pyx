@@ -30,7 +30,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_DECREF
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
 from libc.string cimport memchr, memcpy, memset
 
 from .errors import (
@@ -61,6 +61,7 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "parts_that_fit",
     "render_children",
     "render_tokens",
 )
@@ -822,3 +823,26 @@ cdef int _collect_tokens(list node, const _KindSlot* table, list out) except -1:
         else:
             out.append(str(child))
     return 0
+
+
+def parts_that_fit(object texts, Py_ssize_t start, Py_ssize_t room, /):
+    """How many of ``texts``, from index ``start`` on, fit one after the other in ``room``
+    characters (header folding, RFC 5322 section 2.2.3: the parts that join the line
+    being filled before a fold must be considered)."""
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t index = start
+    cdef object text
+    if not isinstance(texts, list):
+        raise TypeError(f"parts_that_fit() needs a list, not {type(texts).__name__}")
+    if start < 0:
+        raise ValueError("parts_that_fit() start must not be negative")
+    while index < PyList_GET_SIZE(<list>texts):
+        text = <object>PyList_GET_ITEM(<list>texts, index)
+        if not isinstance(text, str):
+            raise TypeError(f"parts_that_fit() needs str parts, not {type(text).__name__}")
+        room -= PyUnicode_GET_LENGTH(text)
+        if room < 0:
+            break
+        count += 1
+        index += 1
+    return count

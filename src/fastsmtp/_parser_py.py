@@ -31,6 +31,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import operator
 from collections import deque
 from typing import Final
 
@@ -56,6 +57,7 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "parts_that_fit",
     "render_children",
     "render_tokens",
 )
@@ -387,3 +389,26 @@ def _collect_tokens(node: list[object], kinds: dict[type, int], out: list[str]) 
             _collect_tokens(child, kinds, out)
         else:
             out.append(str(child))
+
+
+def parts_that_fit(texts: list[str], start: int, room: int, /) -> int:
+    """How many of ``texts``, from index ``start`` on, fit one after the other in ``room``
+    characters (header folding, RFC 5322 section 2.2.3: the parts that join the line
+    being filled before a fold must be considered)."""
+    if not isinstance(texts, list):
+        raise TypeError(f"parts_that_fit() needs a list, not {type(texts).__name__}")
+    start, room = operator.index(start), operator.index(room)  # as the compiled core's
+    if start < 0:
+        raise ValueError("parts_that_fit() start must not be negative")
+    count = 0
+    index = start
+    while index < len(texts):
+        text = texts[index]
+        if not isinstance(text, str):
+            raise TypeError(f"parts_that_fit() needs str parts, not {type(text).__name__}")
+        room -= len(text)
+        if room < 0:
+            break
+        count += 1
+        index += 1
+    return count

@@ -23,6 +23,7 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "parts_that_fit",
     "render_children",
     "render_tokens",
 )
@@ -45,6 +46,7 @@ if TYPE_CHECKING or NO_EXTENSIONS:
         auth_plain_encode,
         auth_xoauth2_encode,
         encode_data,
+        parts_that_fit,
         render_children,
         render_tokens,
     )
@@ -63,6 +65,7 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            parts_that_fit,
             render_children,
             render_tokens,
         )
@@ -80,6 +83,7 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            parts_that_fit,
             render_children,
             render_tokens,
         )

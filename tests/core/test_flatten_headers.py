@@ -297,3 +297,65 @@ def test_node_classes_are_classified_by_their_str() -> None:
     assert _classify(NotAString) == _OTHER
     assert _classify(NotATokenList) == _OTHER
     assert _classify(object) == _OTHER
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.text(max_size=12), max_size=30),
+    start=st.integers(min_value=0, max_value=35),
+    room=st.integers(min_value=-5, max_value=120),
+)
+def test_parts_that_fit_counts_what_joins_the_line(texts: list[str], start: int, room: int) -> None:
+    # The folding loop's "does the next part fit" step, on both cores: the longest run
+    # of parts from start whose lengths add up to at most room.
+    from fastsmtp import _parser_py as pure
+    from fastsmtp import _speedups
+
+    expected = 0
+    used = 0
+    for text in texts[start:]:
+        used += len(text)
+        if used > room:
+            break
+        expected += 1
+    assert pure.parts_that_fit(texts, start, room) == expected
+    assert _speedups.parts_that_fit(texts, start, room) == expected
+
+
+def test_parts_that_fit_on_both_cores(impl: Any) -> None:
+    assert impl.parts_that_fit(["ab", "c", "def"], 0, 3) == 2
+    assert impl.parts_that_fit(["ab", "c", "def"], 1, 4) == 2
+    assert impl.parts_that_fit(["ab", "c", "def"], 3, 100) == 0
+    assert impl.parts_that_fit(["ab", ""], 0, -1) == 0
+    assert impl.parts_that_fit(["", "x"], 0, 0) == 1
+    assert impl.parts_that_fit(["é" * 5], 0, 5) == 1  # characters, not bytes
+    with pytest.raises(TypeError, match="needs a list"):
+        impl.parts_that_fit(("a",), 0, 5)
+    with pytest.raises(TypeError, match="needs str parts"):
+        impl.parts_that_fit(["a", b"b"], 0, 5)
+    assert impl.parts_that_fit(["ab", b"b"], 0, 1) == 0  # stops before it looks further
+    with pytest.raises(ValueError, match="must not be negative"):
+        impl.parts_that_fit(["a"], -1, 5)
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        impl.parts_that_fit(["a"], "0", 5)
+
+
+def test_a_header_class_with_its_own_name_is_left_to_the_stdlib() -> None:
+    # fold_header reads the stored name (value._name) only where .name is BaseHeader's.
+    class Renamed(email.headerregistry.UnstructuredHeader):
+        @property
+        def name(self) -> str:
+            return "X-Renamed"
+
+    # As the header registry builds its classes: the kind, then BaseHeader.
+    header = type("_Renamed", (Renamed, email.headerregistry.BaseHeader), {})("Subject", "hi")
+    assert fold_header(header, 78, "\r\n") is None
+    plain = email.policy.SMTP.header_factory("Subject", "hi")
+    assert fold_header(plain, 78, "\r\n") == plain.fold(policy=email.policy.SMTP)
+
+
+@pytest.mark.parametrize("name", ["Subjé", "X-A\r\nX-B"])
+def test_a_name_that_cannot_start_a_line_is_left_to_the_stdlib(name: str) -> None:
+    header = email.policy.SMTP.header_factory(name, "hi")
+    assert fold_header(header, 78, "\r\n") is None
+    assert fold_header(header, 78, "\r\n") is None  # and again, from the label cache

@@ -61,6 +61,7 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "header_block_well_formed",
     "parts_that_fit",
     "render_children",
     "render_tokens",
@@ -846,3 +847,62 @@ def parts_that_fit(object texts, Py_ssize_t start, Py_ssize_t room, /):
         count += 1
         index += 1
     return count
+
+
+
+# --- the header block of a flattened message (_parser_py.header_block_well_formed) -------
+#
+# The same grammar as _parser_py's regular expression, one line at a time: each line is a
+# field (a name of bytes 33-57/59-126, then ":"), a continuation (space or tab; only after
+# a field, and it must end with a line end), or the empty line that ends the block.
+
+cdef inline bint _is_name_byte(unsigned char c) noexcept nogil:
+    return 33 <= c <= 126 and c != 58
+
+
+cdef Py_ssize_t _line_end(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:
+    while pos < n and p[pos] != 13 and p[pos] != 10:
+        pos += 1
+    return pos
+
+
+def header_block_well_formed(object data, /):
+    """True if the header block of ``data`` (up to the first empty line, or all of it) is
+    header fields (``Name: value``) and their folded continuations, each line ended by
+    CRLF, CR or LF (the last field may end the data); False for anything else, including
+    data that ends inside a continuation line (the caller then looks line by line)."""
+    cdef const unsigned char* p
+    cdef Py_ssize_t n, pos = 0, start
+    cdef bint in_field = False
+    cdef unsigned char c
+    if not isinstance(data, bytes):
+        raise TypeError(f"header_block_well_formed() needs bytes, not {type(data).__name__}")
+    p = <const unsigned char*>PyBytes_AS_STRING(data)
+    n = PyBytes_GET_SIZE(data)
+    while True:
+        if pos == n:
+            return True  # the end of the data
+        c = p[pos]
+        if c == 13 or c == 10:
+            return True  # the empty line
+        if c == 32 or c == 9:
+            if not in_field:
+                return False  # a continuation with no field to continue
+            pos = _line_end(p, pos, n)
+            if pos == n:
+                return False  # the data ends inside a continuation line
+        else:
+            start = pos
+            while pos < n and _is_name_byte(p[pos]):
+                pos += 1
+            if pos == start or pos == n or p[pos] != 58:
+                return False  # not "name:"
+            pos = _line_end(p, pos, n)
+            if pos == n:
+                return True  # the last field ends the data
+            in_field = True
+        # One line end: CRLF, or a bare CR or LF.
+        if p[pos] == 13 and pos + 1 < n and p[pos + 1] == 10:
+            pos += 2
+        else:
+            pos += 1

@@ -32,6 +32,7 @@ import binascii
 import hashlib
 import hmac
 import operator
+import re
 from collections import deque
 from typing import Final
 
@@ -57,6 +58,7 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "header_block_well_formed",
     "parts_that_fit",
     "render_children",
     "render_tokens",
@@ -412,3 +414,37 @@ def parts_that_fit(texts: list[str], start: int, room: int, /) -> int:
         count += 1
         index += 1
     return count
+
+
+# --- the header block of a flattened message (fastsmtp.email.check_header_block) --------
+#
+# RFC 5322 section 2.2: a header field is a name of printable ASCII other than ":" (33-57,
+# 59-126), a colon and a body; a folded field continues on lines starting with space or
+# tab. The DATA encoder turns bare CR and bare LF into CRLF, so all three are line ends.
+
+_EOL = rb"(?:\r\n|\r(?!\n)|\n)"  # one line end, never split between CR and LF
+_FIELD = rb"[!-9;-~]+:[^\r\n]*"
+# A well-formed header block in one match: fields with their continuations, then the empty
+# line or the end of the data.
+_WELL_FORMED = re.compile(
+    rb"(?:"
+    + _FIELD
+    + _EOL
+    + rb"(?:[ \t][^\r\n]*"
+    + _EOL
+    + rb")*)*(?:"
+    + _EOL
+    + rb"|"
+    + _FIELD
+    + rb"\Z|\Z)"
+)
+
+
+def header_block_well_formed(data: bytes, /) -> bool:
+    """True if the header block of ``data`` (up to the first empty line, or all of it) is
+    header fields (``Name: value``) and their folded continuations, each line ended by
+    CRLF, CR or LF (the last field may end the data); False for anything else, including
+    data that ends inside a continuation line (the caller then looks line by line)."""
+    if not isinstance(data, bytes):
+        raise TypeError(f"header_block_well_formed() needs bytes, not {type(data).__name__}")
+    return _WELL_FORMED.match(data) is not None

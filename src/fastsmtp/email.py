@@ -27,6 +27,7 @@ from typing import Any
 
 from ._flatten import flatten_fast
 from ._folding import fold_header
+from ._speedups import header_block_well_formed
 from .errors import HeaderInjectionError, HeaderNameEncodeError
 
 __all__ = (
@@ -389,24 +390,6 @@ _FIELD_NAME_TEXT = re.compile(r"[!-9;-~]+")
 _BAD_BREAK = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?![ \t])")
 
 
-_EOL = rb"(?:\r\n|\r(?!\n)|\n)"  # one line end, never split between CR and LF
-_FIELD = rb"[!-9;-~]+:[^\r\n]*"
-# A well-formed header block in one match: fields with their continuations, then the empty
-# line or the end of the data. Anything else takes the line-by-line path for its message.
-_WELL_FORMED = re.compile(
-    rb"(?:"
-    + _FIELD
-    + _EOL
-    + rb"(?:[ \t][^\r\n]*"
-    + _EOL
-    + rb")*)*(?:"
-    + _EOL
-    + rb"|"
-    + _FIELD
-    + rb"\Z|\Z)"
-)
-
-
 def check_header_block(flat: bytes) -> None:
     """Raise ``HeaderInjectionError`` (a ``ValueError``) if a header line of a flattened
     message is malformed.
@@ -414,7 +397,7 @@ def check_header_block(flat: bytes) -> None:
     Looks at the header block (up to the first empty line): each line must be a field
     (``Name: value``) or a folded continuation (starting with space or tab) of one.
     """
-    if _WELL_FORMED.match(flat) is None:
+    if not header_block_well_formed(flat):
         _check_header_lines(flat)
 
 

@@ -31,7 +31,11 @@ import email.mime.text
 import email.policy
 import io
 import re
+import sys
 from typing import Any
+
+from ._folding import FOLD_TABLES
+from ._speedups import fold_line
 
 __all__ = ("flatten_fast",)
 
@@ -137,9 +141,15 @@ class _Writer:
                 # The policy's fold_binary tries fold_text and encodes its ASCII answer:
                 # ask it directly, and encode the block once.
                 maxlen, linesep = self.policy.max_line_length, self.linesep
+                # Most headers fit on their line: the core says so (and writes it)
+                # without a Python frame; fold_text answers for the others.
+                width = maxlen or sys.maxsize
+                classes, labels, kinds = FOLD_TABLES
                 texts: list[str] = []
                 for name, value in items:
-                    text = fold_text(value, maxlen, linesep)
+                    text = fold_line(value, classes, labels, width, linesep, kinds)
+                    if text is None:
+                        text = fold_text(value, maxlen, linesep)
                     if text is None:  # this one is the stdlib's: bytes from here on
                         lines = [t.encode("ascii") for t in texts]
                         lines.append(fold(name, value))

@@ -20,9 +20,17 @@ import operator
 import sys
 from typing import Any
 
-from ._speedups import TERMINAL, TOKEN_LIST, parts_that_fit, render_children, render_tokens
+from ._speedups import (
+    HEADER_TREE_TEXT,
+    HEADER_VALUE_TEXT,
+    TERMINAL,
+    TOKEN_LIST,
+    parts_that_fit,
+    render_children,
+    render_tokens,
+)
 
-__all__ = ("fold_header", "render")
+__all__ = ("FOLD_TABLES", "fold_header", "render")
 
 _BASE_FOLD = email.headerregistry.BaseHeader.fold
 _TOKEN_LIST_STR = _parser.TokenList.__str__
@@ -92,7 +100,7 @@ _VALUE_IS_TREE = frozenset(
 
 # How a header class is folded here: not at all (a plain string, a class with its own
 # fold, or a Python whose folding is unverified), from its value's text, or from its tree.
-_STDLIB, _VALUE_TEXT, _TREE_TEXT = 0, 1, 2
+_STDLIB, _VALUE_TEXT, _TREE_TEXT = 0, HEADER_VALUE_TEXT, HEADER_TREE_TEXT
 _HEADER_CLASSES: dict[type, int] = {}
 
 
@@ -121,6 +129,11 @@ def _label(name: object) -> str:
     if type(name) is str and len(_LABELS) < 1024:  # bounded: names are few in practice
         _LABELS[name] = label
     return label
+
+
+#: What the core's ``fold_line`` needs to fold a header that fits on its line, kept up to
+#: date by :func:`fold_header` (which answers where ``fold_line`` says ``None``).
+FOLD_TABLES = (_HEADER_CLASSES, _LABELS, _KIND)
 
 
 def fold_header(value: object, max_line_length: int | None, linesep: str) -> str | None:

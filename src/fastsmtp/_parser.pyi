@@ -46,3 +46,16 @@ def render_tokens(node: list[object], kinds: dict[type, int], /) -> str: ...
 def render_children(node: list[object], kinds: dict[type, int], /) -> list[str]: ...
 def parts_that_fit(texts: list[str], start: int, room: int, /) -> int: ...
 def header_block_well_formed(data: bytes, /) -> bool: ...
+
+HEADER_VALUE_TEXT: Final[int]
+HEADER_TREE_TEXT: Final[int]
+
+def fold_line(
+    value: object,
+    classes: dict[type, int],
+    labels: dict[str, str],
+    maxlen: int,
+    linesep: str,
+    kinds: dict[type, int],
+    /,
+) -> str | None: ...

@@ -49,6 +49,8 @@ __all__ = (
     "MAX_REPLY_LINES",
     "MAX_REPLY_SIZE",
     "NEED_DATA",
+    "HEADER_TREE_TEXT",
+    "HEADER_VALUE_TEXT",
     "DataEncoder",
     "ReplyParser",
     "TERMINAL",
@@ -58,6 +60,7 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "fold_line",
     "header_block_well_formed",
     "parts_that_fit",
     "render_children",
@@ -448,3 +451,82 @@ def header_block_well_formed(data: bytes, /) -> bool:
     if not isinstance(data, bytes):
         raise TypeError(f"header_block_well_formed() needs bytes, not {type(data).__name__}")
     return _WELL_FORMED.match(data) is not None
+
+
+# --- a header that fits on its line (fastsmtp._folding) ----------------------------------
+#
+# How fastsmtp._folding folds a header class: from its value's text, or from its parse
+# tree's (any other value in its table: not here).
+HEADER_VALUE_TEXT: Final = 1
+HEADER_TREE_TEXT: Final = 2
+
+
+def fold_line(
+    value: object,
+    classes: dict[type, int],
+    labels: dict[str, str],
+    maxlen: int,
+    linesep: str,
+    kinds: dict[type, int],
+    /,
+) -> str | None:
+    """``"Name: text" + linesep`` for a header object that fits on one line of ``maxlen``
+    characters as it is (RFC 5322 section 2.2.3: no fold needed), or ``None`` when that
+    is not certain here (fastsmtp._folding then decides).
+
+    ``classes`` says how a header class is folded (``HEADER_VALUE_TEXT``: its value is its
+    text; ``HEADER_TREE_TEXT``: its parse tree's is), ``labels`` holds ``"Name: "`` by
+    name, ``kinds`` classifies parse-tree nodes as for :func:`render_tokens`. The text must
+    be ASCII without line breaks, and the tree not ``ptext`` or MIME parameters.
+    """
+    maxlen = operator.index(maxlen)
+    how = classes.get(type(value))
+    if how != HEADER_VALUE_TEXT and how != HEADER_TREE_TEXT:
+        return None
+    tree = getattr(value, "_parse_tree", None)
+    if not tree:
+        return None
+    name = getattr(value, "_name", None)
+    if type(name) is not str:
+        return None
+    label = labels.get(name)
+    if type(label) is not str or not label or len(label) > maxlen:
+        return None
+    room = maxlen - len(label)
+    if how == HEADER_VALUE_TEXT:
+        if not isinstance(value, str) or len(value) > room:
+            return None
+        text = str.__str__(value)
+    else:
+        if kinds.get(type(tree)) != TOKEN_LIST or not isinstance(tree, list):
+            return None
+        out: list[str] = []
+        if _collect_within(tree, kinds, out, room) < 0:
+            return None  # longer than the line: rendered no further
+        text = "".join(out)
+    if not text.isascii() or "\n" in text or "\r" in text:
+        return None
+    token_type = getattr(tree, "token_type", None)
+    if type(token_type) is not str or token_type in ("ptext", "mime-parameters"):
+        return None
+    return label + text + linesep
+
+
+def _collect_within(node: list[object], kinds: dict[type, int], out: list[str], room: int) -> int:
+    """``_collect_tokens`` while the texts fit in ``room``: the room left, or -1."""
+    for child in node:
+        kind = kinds.get(type(child))
+        if kind == TERMINAL and isinstance(child, str):
+            text = child
+        elif kind == TOKEN_LIST and isinstance(child, list):
+            room = _collect_within(child, kinds, out, room)
+            if room < 0:
+                return -1
+            continue
+        else:
+            text = str(child)
+        room -= len(text)
+        if room < 0:
+            return -1
+        out.append(text)
+    return room

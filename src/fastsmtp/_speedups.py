@@ -16,6 +16,8 @@ __all__ = (
     "NO_EXTENSIONS",
     "TERMINAL",
     "TOKEN_LIST",
+    "HEADER_TREE_TEXT",
+    "HEADER_VALUE_TEXT",
     "DataEncoder",
     "ReplyParser",
     "auth_crammd5_verify",
@@ -23,6 +25,7 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "fold_line",
     "header_block_well_formed",
     "parts_that_fit",
     "render_children",
@@ -37,6 +40,8 @@ IMPLEMENTATION: Literal["c", "py"]
 
 if TYPE_CHECKING or NO_EXTENSIONS:
     from ._parser_py import (
+        HEADER_TREE_TEXT,
+        HEADER_VALUE_TEXT,
         NEED_DATA,
         TERMINAL,
         TOKEN_LIST,
@@ -47,6 +52,7 @@ if TYPE_CHECKING or NO_EXTENSIONS:
         auth_plain_encode,
         auth_xoauth2_encode,
         encode_data,
+        fold_line,
         header_block_well_formed,
         parts_that_fit,
         render_children,
@@ -57,6 +63,8 @@ if TYPE_CHECKING or NO_EXTENSIONS:
 else:
     try:
         from ._parser import (
+            HEADER_TREE_TEXT,
+            HEADER_VALUE_TEXT,
             NEED_DATA,
             TERMINAL,
             TOKEN_LIST,
@@ -67,6 +75,7 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            fold_line,
             header_block_well_formed,
             parts_that_fit,
             render_children,
@@ -76,6 +85,8 @@ else:
         IMPLEMENTATION = "c"
     except ImportError:  # an installed pure build (FASTSMTP_NO_EXTENSIONS=1 at build time)
         from ._parser_py import (
+            HEADER_TREE_TEXT,
+            HEADER_VALUE_TEXT,
             NEED_DATA,
             TERMINAL,
             TOKEN_LIST,
@@ -86,6 +97,7 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            fold_line,
             header_block_well_formed,
             parts_that_fit,
             render_children,

@@ -359,3 +359,66 @@ def test_a_name_that_cannot_start_a_line_is_left_to_the_stdlib(name: str) -> Non
     header = email.policy.SMTP.header_factory(name, "hi")
     assert fold_header(header, 78, "\r\n") is None
     assert fold_header(header, 78, "\r\n") is None  # and again, from the label cache
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(_header(), _ascii_header()),
+    st.sampled_from([78, 78, 20, 30, 40, 100, 998, None]),
+    st.sampled_from(["\r\n", "\n"]),
+)
+def test_fold_line_is_the_stdlibs_one_line_fold_on_both_cores(
+    header: Any, limit: int | None, linesep: str
+) -> None:
+    # The core's one-line step (what the flattener asks first): where it answers, the
+    # answer is the stdlib's fold, and the compiled and pure cores answer alike.
+    from fastsmtp import _parser_py as pure
+    from fastsmtp import _speedups
+    from fastsmtp._folding import FOLD_TABLES
+
+    try:
+        fold_header(header, limit, linesep)  # fills the tables, as the flattener does
+    except Exception:
+        assume(False)
+    classes, labels, kinds = FOLD_TABLES
+    width = limit or sys.maxsize
+    got = pure.fold_line(header, classes, labels, width, linesep, kinds)
+    assert _speedups.fold_line(header, classes, labels, width, linesep, kinds) == got
+    if got is None:
+        event("not one line here")
+        return
+    event("one line")
+    assert got.count(linesep) == 1
+    policy = email.policy.SMTP.clone(max_line_length=limit, linesep=linesep)
+    assert ("ok", got) == _fold(header, policy)
+
+
+def test_fold_line_on_both_cores(impl: Any) -> None:
+    from fastsmtp._folding import FOLD_TABLES
+
+    classes, labels, kinds = FOLD_TABLES
+    subject = email.policy.SMTP.header_factory("Subject", "hello there")
+    to = email.policy.SMTP.header_factory("To", "Ann <a@example.com>, b@example.com")
+    for header in (subject, to):
+        fold_header(header, 78, "\r\n")  # learns the class and the label
+    assert impl.fold_line(subject, classes, labels, 78, "\r\n", kinds) == (
+        "Subject: hello there\r\n"
+    )
+    assert impl.fold_line(to, classes, labels, 78, "\n", kinds) == (
+        "To: Ann <a@example.com>, b@example.com\n"
+    )
+    # Too long for the line (the tree is not rendered to its end), an unknown class or
+    # label, a line break or non-ASCII text: not answered here.
+    assert impl.fold_line(to, classes, labels, 20, "\r\n", kinds) is None
+    assert impl.fold_line(subject, classes, labels, 20, "\r\n", kinds) == "Subject: hello there\r\n"
+    assert impl.fold_line(subject, classes, labels, 19, "\r\n", kinds) is None
+    assert impl.fold_line(subject, {}, labels, 78, "\r\n", kinds) is None
+    assert impl.fold_line(subject, classes, {}, 78, "\r\n", kinds) is None
+    assert impl.fold_line(to, classes, labels, 78, "\r\n", {}) is None
+    assert impl.fold_line("Subject: plain", classes, labels, 78, "\r\n", kinds) is None
+    accented = email.policy.SMTP.header_factory("Subject", "héllo")
+    fold_header(accented, 78, "\r\n")
+    assert impl.fold_line(accented, classes, labels, 78, "\r\n", kinds) is None
+    with pytest.raises(TypeError):
+        impl.fold_line(subject, classes, labels, "78", "\r\n", kinds)

@@ -88,6 +88,24 @@ def _same_code(one: Any, other: Any) -> bool:
 _PLAIN_HEADER_WRITER = _same_code(_Generator._write_headers, _write_headers)
 
 
+def _handler(content_type: str) -> Any:
+    """The generator's handler for ``content_type`` (looked up as Generator._dispatch
+    does), remembered for the next message of that type."""
+    main, sub = content_type.split("/")
+    handler = getattr(_Generator, "_handle_" + f"{main}_{sub}".replace("-", "_"), None)
+    if handler is None:
+        handler = getattr(_Generator, "_handle_" + main.replace("-", "_"), None)
+        if handler is None:
+            handler = _Generator._writeBody
+    if len(_HANDLERS) < 256:  # bounded: content types are few in practice
+        _HANDLERS[content_type] = handler
+    return handler
+
+
+#: Generator._dispatch's answer by content type (the generator class is fixed at import).
+_HANDLERS: dict[str, Any] = {}
+
+
 class _Unsupported(Exception):
     """A shape the fast path does not write: the stdlib's generator does."""
 
@@ -177,12 +195,10 @@ class _Writer:
         # Generator._dispatch: _handle_<maintype>_<subtype>, else _handle_<maintype>, else
         # _writeBody (which is _handle_text). get_content_maintype() and _subtype() are the
         # two halves of get_content_type(), which always holds one "/".
-        main, sub = message.get_content_type().split("/")
-        handler = getattr(_Generator, "_handle_" + f"{main}_{sub}".replace("-", "_"), None)
+        content_type = message.get_content_type()
+        handler = _HANDLERS.get(content_type)
         if handler is None:
-            handler = getattr(_Generator, "_handle_" + main.replace("-", "_"), None)
-            if handler is None:
-                handler = _Generator._writeBody
+            handler = _handler(content_type)
         if handler is _HANDLE_TEXT:
             return self._text(message)
         if handler is _HANDLE_MULTIPART:
@@ -195,13 +211,14 @@ class _Writer:
             return b""
         if type(payload) is not str:
             raise _Unsupported  # the stdlib raises TypeError: let it
-        try:
-            payload.encode()
-        except UnicodeEncodeError:
-            # Surrogate escapes: bytes from a parsed message. Written back as they were,
-            # unless the policy wants 7 bit, when the stdlib re-encodes the part.
-            if self.seven_bit:
-                raise _Unsupported from None
+        if not payload.isascii():
+            try:
+                payload.encode()
+            except UnicodeEncodeError:
+                # Surrogate escapes: bytes from a parsed message. Written back as they
+                # were, unless the policy wants 7 bit, when the stdlib re-encodes the part.
+                if self.seven_bit:
+                    raise _Unsupported from None
         return self._lines(payload)
 
     def _lines(self, text: str) -> bytes:

@@ -121,6 +121,8 @@ def _policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
 
 _HIDDEN = frozenset(("bcc", "resent-bcc"))
 _LOWER = operator.methodcaller("lower")
+_NAME = operator.itemgetter(0)
+_KEYS = email.message.Message.keys
 
 
 def flatten_message(
@@ -137,7 +139,11 @@ def flatten_message(
     ``cte_type`` other than ``"8bit"`` is applied to the policy (e.g. ``"7bit"``).
     """
     stripped = message
-    if not _HIDDEN.isdisjoint(map(_LOWER, message.keys())):
+    if type(message).keys is _KEYS:  # keys(): the stored names, read here without a frame
+        names: Iterable[str] = map(_NAME, message._headers)  # type: ignore[union-attr]
+    else:
+        names = message.keys()
+    if not _HIDDEN.isdisjoint(map(_LOWER, names)):
         stripped = copy.copy(message)  # header deletion rebinds the list; the original is intact
         del stripped["Bcc"]
         del stripped["Resent-Bcc"]

@@ -58,7 +58,12 @@ def _address_list(draw: st.DrawFn) -> str:
     items = draw(st.lists(_mailbox(), min_size=1, max_size=60))
     if draw(st.booleans()):
         group = draw(st.lists(_mailbox(), max_size=5))
-        items.insert(draw(st.integers(0, len(items))), f"Group: {', '.join(group)};")
+        name = draw(
+            st.sampled_from(
+                ["Group", '"Doe, John Jacob Jingleheimer Group"', '"Doe,John. Jacob,Jingle."']
+            )
+        )
+        items.insert(draw(st.integers(0, len(items))), f"{name}: {', '.join(group)};")
     separator = draw(st.sampled_from([", ", ",", " , ", ",\t"]))
     return separator.join(items)
 
@@ -238,6 +243,31 @@ def test_a_hundred_recipients_fold_on_the_fast_path() -> None:
 def test_what_needs_encoding_is_left_to_the_stdlib(name: str, value: str) -> None:
     header = email.policy.SMTP.header_factory(name, value)
     assert fold_header(header, 78, "\r\n") is None
+
+
+@pytest.mark.parametrize("limit", [20, 30, 40])
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"])
+@pytest.mark.parametrize(
+    "group",
+    [
+        '"Doe, John Jacob Jingleheimer Schmidt Group"',  # one quoted word with a special
+        '"Doe,John. Jacob,Jingle. Heimer,Schmidt. Group."',  # only words with specials
+    ],
+)
+def test_quoted_text_with_specials_the_stdlib_encodes_is_left_to_it(
+    group: str, limit: int, linesep: str
+) -> None:
+    # An empty group holds no addr-spec, so nothing blocks RFC 2047 encoded words in its
+    # display name: when the stdlib unfolds the quoted string to wrap it, it encodes the
+    # quoted words that hold a special ("Doe,"). fold_header must not write them plainly.
+    header = email.policy.SMTP.header_factory("To", group + ":;")
+    policy = email.policy.SMTP.clone(max_line_length=limit, linesep=linesep)
+    assert "=?utf-8?q?Doe" in header.fold(policy=policy)
+    assert fold_header(header, limit, linesep) is None
+    # the same name at a length where nothing needs folding stays on the fast path
+    assert fold_header(header, 78, linesep) == header.fold(
+        policy=email.policy.SMTP.clone(linesep=linesep)
+    )
 
 
 # --- the core's tree rendering, on both implementations -----------------------------------

@@ -270,6 +270,40 @@ def test_quoted_text_with_specials_the_stdlib_encodes_is_left_to_it(
     )
 
 
+class _OwnFold(email.headerregistry.UnstructuredHeader):
+    def fold(self, *, policy: Any) -> str:
+        return f"{self.name}: written by its own fold{policy.linesep}"
+
+
+def test_a_header_class_with_its_own_fold_is_left_to_it() -> None:
+    registry = email.headerregistry.HeaderRegistry()
+    registry.map_to_type("x-own", _OwnFold)
+    policy = email.policy.SMTP.clone(header_factory=registry)
+    header = policy.header_factory("X-Own", "hello world")
+    for _ in range(2):  # the class's kind is looked up, then cached
+        assert fold_header(header, 78, "\r\n") is None
+        assert policy.fold_binary("X-Own", header) == b"X-Own: written by its own fold\r\n"
+    assert fold_header("X-Plain: a string", 78, "\r\n") is None
+
+
+@pytest.mark.parametrize(
+    "name", ["Zo\u00eb", "X-A\nB", "X-A\rB", "X-Long-" + "N" * 40, "X-" + "N" * 16]
+)
+@pytest.mark.parametrize("limit", [20, 40, 78])
+def test_a_label_that_is_not_ascii_or_breaks_or_is_too_long_gives_the_stdlibs_bytes(
+    name: str, limit: int
+) -> None:
+    # The stdlib encodes a non-ASCII name, writes a line break in it as it is, and puts a
+    # label longer than the line alone on the first line: fold_header leaves all three to it.
+    header = email.policy.SMTP.header_factory(name, "hello world " * 3)
+    expected = header.fold(policy=email.policy.SMTP.clone(max_line_length=limit))
+    got = fold_header(header, limit, "\r\n")
+    if len(name) + 2 > limit or not name.isascii() or "\n" in name or "\r" in name:
+        assert got is None
+    else:
+        assert got == expected
+
+
 # --- the core's tree rendering, on both implementations -----------------------------------
 
 

@@ -8,6 +8,7 @@ at all, it must answer the same. A second property checks the tree rendering alo
 
 from __future__ import annotations
 
+import email._header_value_parser as _parser
 import email.headerregistry
 import email.policy
 import sys
@@ -302,6 +303,46 @@ def test_a_label_that_is_not_ascii_or_breaks_or_is_too_long_gives_the_stdlibs_by
         assert got is None
     else:
         assert got == expected
+
+
+class _PtextHeader:
+    """A header class whose parse tree is one ptext token (quoted-string content)."""
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = _parser.ValueTerminal(value, "ptext")
+        kwds["decoded"] = value
+
+
+class _ParametersHeader:
+    """A header class whose parse tree is MIME parameters alone (RFC 2231 folding)."""
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = tree = _parser.parse_content_type_header("text/plain; " + value)[-1]
+        kwds["decoded"] = str(tree)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("X-Ptext", "a,b"),  # a ptext with a special: the stdlib encodes it, even on one line
+        ("X-Ptext", "plain"),
+        ("X-Parameters", "charset=utf-8; name=x"),
+        ("To", "averyveryverylongwordforagroupname:;"),  # no addr-spec: encoded to wrap it
+        ("To", "Undisclosed recipients:;"),
+    ],
+)
+@pytest.mark.parametrize("limit", [20, 40, 78])
+def test_trees_that_are_one_token_or_hold_no_address_give_the_stdlibs_bytes(
+    name: str, value: str, limit: int
+) -> None:
+    registry = email.headerregistry.HeaderRegistry()
+    registry.map_to_type("x-ptext", _PtextHeader)
+    registry.map_to_type("x-parameters", _ParametersHeader)
+    policy = email.policy.SMTP.clone(header_factory=registry, max_line_length=limit)
+    header = policy.header_factory(name, value)
+    assert fold_header(header, limit, "\r\n") in (None, header.fold(policy=policy))
 
 
 # --- the core's tree rendering, on both implementations -----------------------------------

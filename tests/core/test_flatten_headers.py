@@ -305,6 +305,24 @@ def test_a_label_that_is_not_ascii_or_breaks_or_is_too_long_gives_the_stdlibs_by
         assert got == expected
 
 
+@pytest.mark.parametrize("limit", [30, 40, 78])
+@pytest.mark.parametrize("overshoot", [-5, -4, -3, -1, 0, 1])
+def test_an_address_list_as_long_as_the_line_gives_the_stdlibs_bytes(
+    limit: int, overshoot: int
+) -> None:
+    # A value fits after the label "To: " up to the line's length; one that does not goes on
+    # a line of its own only when it is shorter than the line (the fold's leading space
+    # must fit too); else it is unfolded.
+    first = "a@b.c, "
+    value = first + "b" * (limit + overshoot - len(first) - len("@example.com")) + "@example.com"
+    assert len(value) == limit + overshoot
+    header = email.policy.SMTP.header_factory("To", value)
+    policy = email.policy.SMTP.clone(max_line_length=limit)
+    expected = header.fold(policy=policy)
+    assert fold_header(header, limit, "\r\n") == expected
+    assert expected.startswith("To: a@b.c,\r\n") == (overshoot >= 0)
+
+
 class _PtextHeader:
     """A header class whose parse tree is one ptext token (quoted-string content)."""
 

@@ -420,3 +420,23 @@ def test_node_classes_are_classified_by_their_str() -> None:
     assert _classify(NotAString) == _OTHER
     assert _classify(NotATokenList) == _OTHER
     assert _classify(object) == _OTHER
+
+
+def test_render_takes_node_classes_from_outside_the_parser() -> None:
+    # Classes the parser module does not define are classified on first sight, then cached.
+    class Shouting(_parser.TokenList):
+        def __str__(self) -> str:
+            return super().__str__().upper()
+
+    class Plain(_parser.TokenList):
+        pass
+
+    class Word(_parser.ValueTerminal):
+        pass
+
+    words = [Word("ab", "atext"), _parser.WhiteSpaceTerminal(" ", "fws"), Word("c", "atext")]
+    for _ in range(2):
+        assert render(Word("ab", "atext")) == "ab"
+        assert render(Plain(words)) == "ab c"
+        assert render(Shouting(words)) == "AB C"
+        assert render(_parser.TokenList([Shouting(words), Plain(words)])) == "AB Cab c"

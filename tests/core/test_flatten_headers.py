@@ -323,6 +323,29 @@ def test_an_address_list_as_long_as_the_line_gives_the_stdlibs_bytes(
     assert expected.startswith("To: a@b.c,\r\n") == (overshoot >= 0)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * 30 + "@example.com",
+        "a@b, " + "x" * 30 + "@example.com",
+        "a@b,\t" + "x" * 30 + "@example.com",
+        "a@b (" + "c" * 30 + ")",
+        "a@b," + " " * 30 + "c@d",
+        "a@b,(" + "c" * 30 + ")x@y",
+    ],
+)
+@pytest.mark.parametrize("limit", [10, 20])
+def test_words_longer_than_the_line_inside_addresses_give_the_stdlibs_bytes(
+    value: str, limit: int
+) -> None:
+    # A word that cannot be encoded (inside an addr-spec) and fits on no line is moved to a
+    # new line after the whitespace before it, or put there whole when it is whitespace, or
+    # left on the long line.
+    header = email.policy.SMTP.header_factory("To", value)
+    expected = header.fold(policy=email.policy.SMTP.clone(max_line_length=limit))
+    assert fold_header(header, limit, "\r\n") == expected
+
+
 class _PtextHeader:
     """A header class whose parse tree is one ptext token (quoted-string content)."""
 

@@ -364,9 +364,19 @@ class _ParametersHeader:
         kwds["decoded"] = str(tree)
 
 
+class _StaticParseHeader:
+    """A header class whose parse is a staticmethod (BaseHeader.__new__ calls it the same)."""
+
+    @staticmethod
+    def parse(value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = _parser.get_unstructured(value)
+        kwds["decoded"] = value
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("X-Static", "word " * 30),
         ("X-Ptext", "a,b"),  # a ptext with a special: the stdlib encodes it, even on one line
         ("X-Ptext", "plain"),
         ("X-Parameters", "charset=utf-8; name=x"),
@@ -381,6 +391,7 @@ def test_trees_that_are_one_token_or_hold_no_address_give_the_stdlibs_bytes(
     registry = email.headerregistry.HeaderRegistry()
     registry.map_to_type("x-ptext", _PtextHeader)
     registry.map_to_type("x-parameters", _ParametersHeader)
+    registry.map_to_type("x-static", _StaticParseHeader)
     policy = email.policy.SMTP.clone(header_factory=registry, max_line_length=limit)
     header = policy.header_factory(name, value)
     assert fold_header(header, limit, "\r\n") in (None, header.fold(policy=policy))

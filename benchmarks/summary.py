@@ -7,7 +7,8 @@ README names. Ratios are medians of per-run ratios, as in ``run.py``'s full repo
 client in the same scenario, "vs own sendmail" against the same client's ``sendmail`` of the
 same content.
 
-Usage: ``python benchmarks/summary.py results.json`` (``run.py`` prints it too).
+Usage: ``python benchmarks/summary.py [--rst] results.json`` (``run.py`` prints the markdown;
+``--rst`` gives the list-table of docs/performance.rst).
 """
 
 from __future__ import annotations
@@ -103,13 +104,30 @@ def summary_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary_rst(results: dict[str, Any]) -> str:
+    """The same table as a reStructuredText list-table, for docs/performance.rst."""
+    out = [".. list-table::", "   :header-rows: 1", "   :widths: 40 22 22 16", ""]
+    for row in summary_table(results).splitlines():
+        if row.startswith("|---"):
+            continue
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for i, text in enumerate(cells):
+            text = text.replace("`", "``")
+            text = "\\-" if text == "-" else text
+            out.append(f"   {'* -' if i == 0 else '  -'} {text}")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    rst = args[:1] == ["--rst"]
+    args = args[1:] if rst else args
     if len(args) != 1:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     with open(args[0]) as src:
-        print(summary_table(json.load(src)))
+        results = json.load(src)
+    print(summary_rst(results) if rst else summary_table(results))
     return 0
 
 

@@ -2,8 +2,8 @@
 
 ``benchmarks/run.py --save-json`` keeps every cell's per-run values; ``benchmarks/summary.py``
 computes the README's table from that file and ``benchmarks/chart.py`` draws the chart from
-it. This checks, without matplotlib, that the table in README.md is the one computed from
-the named file, and that the committed chart carries every bar value of that file (as the
+it. This checks, without matplotlib, that the table in README.md (and its twin in
+docs/performance.rst) is the one computed from the named file, and that the committed chart carries every bar value of that file (as the
 chart labels them) and its date: a re-run that updates one but not the others fails here.
 """
 
@@ -57,6 +57,15 @@ def test_readme_table_is_computed_from_the_results_file() -> None:
     assert table.count("\n") >= 5, table
     assert table in benchmarks_section(), (
         "README's table differs from `python benchmarks/summary.py <results file>`:\n" + table
+    )
+
+
+def test_performance_page_shows_the_same_table() -> None:
+    page = ROOT / "docs" / "performance.rst"
+    table = load("summary").summary_rst(named_results())
+    assert table in page.read_text(encoding="utf-8"), (
+        "docs/performance.rst's table differs from `python benchmarks/summary.py --rst "
+        "<results file>`:\n" + table
     )
 
 

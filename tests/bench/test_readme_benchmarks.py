@@ -3,8 +3,9 @@
 ``benchmarks/run.py --save-json`` keeps every cell's per-run values; ``benchmarks/summary.py``
 computes the README's table from that file and ``benchmarks/chart.py`` draws the chart from
 it. This checks, without matplotlib, that the table in README.md (and its twin in
-docs/performance.rst) is the one computed from the named file, and that the committed chart carries every bar value of that file (as the
-chart labels them) and its date: a re-run that updates one but not the others fails here.
+docs/performance.rst) is the one computed from the named file, and that the committed chart
+carries every bar value of that file (as the chart labels them) and its date: a re-run that
+updates one but not the others fails here.
 """
 
 from __future__ import annotations

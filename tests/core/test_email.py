@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import fastsmtp.email as ours
 from fastsmtp.email import check_header_block, check_message_headers
+from fastsmtp.errors import HeaderInjectionError, HeaderNameEncodeError
 
 
 def outcome(func: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, Any]:
@@ -461,3 +462,47 @@ def test_subject_fuzz_never_injects(value: str) -> None:
         assert b"X-After: still a header" in header_block, flat
         for number, line in enumerate(header_block.replace(b"\r", b"\n").split(b"\n")):
             assert (line.startswith((b" ", b"\t")) and number > 0) or b":" in line, flat
+
+
+_NOT_A_FIELD_NAME = "is not an RFC 5322 field-name (printable ASCII characters other than ':')"
+
+
+@pytest.mark.parametrize("check", [check_message_headers, ours._check_message_headers_reference])
+@pytest.mark.parametrize(
+    ("name", "start"),
+    [("Sübject", 1), ("Subjëct", 4), ("X-\x7fü", 3), ("Zoë", 2), ("\u2603", 0)],
+)
+def test_a_non_ascii_header_name_is_the_unicode_error_of_its_first_such_character(
+    check: Callable[[Message], None], name: str, start: int
+) -> None:
+    # What the email generator raises for it (a UnicodeEncodeError naming the character),
+    # and a HeaderInjectionError; a DEL before it is ASCII, refused but not the one named.
+    message = Message()
+    message[name] = "v"
+    with pytest.raises(HeaderNameEncodeError) as caught:
+        check(message)
+    error = caught.value
+    assert isinstance(error, UnicodeEncodeError) and isinstance(error, HeaderInjectionError)
+    assert (error.encoding, error.object, error.start, error.end) == (
+        "ascii",
+        name,
+        start,
+        start + 1,
+    )
+    reason = f"header name {_NOT_A_FIELD_NAME}"
+    assert error.reason == reason
+    assert str(error) == str(UnicodeEncodeError("ascii", name, start, start + 1, reason))
+    assert f"position {start}:" in str(error)
+
+
+@pytest.mark.parametrize("check", [check_message_headers, ours._check_message_headers_reference])
+@pytest.mark.parametrize("name", ["X Y", "X:Y", "X-\x7f", "", "X-A\r\nBcc", b"X-Bytes", 1])
+def test_an_ascii_or_non_string_header_name_is_a_header_injection_error(
+    check: Callable[[Message], None], name: object
+) -> None:
+    message = Message()
+    message._headers.append((name, "v"))  # type: ignore[attr-defined]
+    with pytest.raises(HeaderInjectionError) as caught:
+        check(message)
+    assert type(caught.value) is HeaderInjectionError  # not a UnicodeEncodeError
+    assert str(caught.value) == f"Header name {name!r} {_NOT_A_FIELD_NAME}"

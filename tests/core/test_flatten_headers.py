@@ -8,6 +8,7 @@ at all, it must answer the same. A second property checks the tree rendering alo
 
 from __future__ import annotations
 
+import email._header_value_parser as _parser
 import email.headerregistry
 import email.policy
 import sys
@@ -58,7 +59,12 @@ def _address_list(draw: st.DrawFn) -> str:
     items = draw(st.lists(_mailbox(), min_size=1, max_size=60))
     if draw(st.booleans()):
         group = draw(st.lists(_mailbox(), max_size=5))
-        items.insert(draw(st.integers(0, len(items))), f"Group: {', '.join(group)};")
+        name = draw(
+            st.sampled_from(
+                ["Group", '"Doe, John Jacob Jingleheimer Group"', '"Doe,John. Jacob,Jingle."']
+            )
+        )
+        items.insert(draw(st.integers(0, len(items))), f"{name}: {', '.join(group)};")
     separator = draw(st.sampled_from([", ", ",", " , ", ",\t"]))
     return separator.join(items)
 
@@ -240,6 +246,157 @@ def test_what_needs_encoding_is_left_to_the_stdlib(name: str, value: str) -> Non
     assert fold_header(header, 78, "\r\n") is None
 
 
+@pytest.mark.parametrize("limit", [20, 30, 40])
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"])
+@pytest.mark.parametrize(
+    "group",
+    [
+        '"Doe, John Jacob Jingleheimer Schmidt Group"',  # one quoted word with a special
+        '"Doe,John. Jacob,Jingle. Heimer,Schmidt. Group."',  # only words with specials
+    ],
+)
+def test_quoted_text_with_specials_the_stdlib_encodes_is_left_to_it(
+    group: str, limit: int, linesep: str
+) -> None:
+    # An empty group holds no addr-spec, so nothing blocks RFC 2047 encoded words in its
+    # display name: when the stdlib unfolds the quoted string to wrap it, it encodes the
+    # quoted words that hold a special ("Doe,"). fold_header must not write them plainly.
+    header = email.policy.SMTP.header_factory("To", group + ":;")
+    policy = email.policy.SMTP.clone(max_line_length=limit, linesep=linesep)
+    assert "=?utf-8?q?Doe" in header.fold(policy=policy)
+    assert fold_header(header, limit, linesep) is None
+    # the same name at a length where nothing needs folding stays on the fast path
+    assert fold_header(header, 78, linesep) == header.fold(
+        policy=email.policy.SMTP.clone(linesep=linesep)
+    )
+
+
+class _OwnFold(email.headerregistry.UnstructuredHeader):
+    def fold(self, *, policy: Any) -> str:
+        return f"{self.name}: written by its own fold{policy.linesep}"
+
+
+def test_a_header_class_with_its_own_fold_is_left_to_it() -> None:
+    registry = email.headerregistry.HeaderRegistry()
+    registry.map_to_type("x-own", _OwnFold)
+    policy = email.policy.SMTP.clone(header_factory=registry)
+    header = policy.header_factory("X-Own", "hello world")
+    for _ in range(2):  # the class's kind is looked up, then cached
+        assert fold_header(header, 78, "\r\n") is None
+        assert policy.fold_binary("X-Own", header) == b"X-Own: written by its own fold\r\n"
+    assert fold_header("X-Plain: a string", 78, "\r\n") is None
+
+
+@pytest.mark.parametrize(
+    "name", ["Zo\u00eb", "X-A\nB", "X-A\rB", "X-Long-" + "N" * 40, "X-" + "N" * 16]
+)
+@pytest.mark.parametrize("limit", [20, 40, 78])
+def test_a_label_that_is_not_ascii_or_breaks_or_is_too_long_gives_the_stdlibs_bytes(
+    name: str, limit: int
+) -> None:
+    # The stdlib encodes a non-ASCII name, writes a line break in it as it is, and puts a
+    # label longer than the line alone on the first line: fold_header leaves all three to it.
+    header = email.policy.SMTP.header_factory(name, "hello world " * 3)
+    expected = header.fold(policy=email.policy.SMTP.clone(max_line_length=limit))
+    got = fold_header(header, limit, "\r\n")
+    if len(name) + 2 > limit or not name.isascii() or "\n" in name or "\r" in name:
+        assert got is None
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize("limit", [30, 40, 78])
+@pytest.mark.parametrize("overshoot", [-5, -4, -3, -1, 0, 1])
+def test_an_address_list_as_long_as_the_line_gives_the_stdlibs_bytes(
+    limit: int, overshoot: int
+) -> None:
+    # A value fits after the label "To: " up to the line's length; one that does not goes on
+    # a line of its own only when it is shorter than the line (the fold's leading space
+    # must fit too); else it is unfolded.
+    first = "a@b.c, "
+    value = first + "b" * (limit + overshoot - len(first) - len("@example.com")) + "@example.com"
+    assert len(value) == limit + overshoot
+    header = email.policy.SMTP.header_factory("To", value)
+    policy = email.policy.SMTP.clone(max_line_length=limit)
+    expected = header.fold(policy=policy)
+    assert fold_header(header, limit, "\r\n") == expected
+    assert expected.startswith("To: a@b.c,\r\n") == (overshoot >= 0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * 30 + "@example.com",
+        "a@b, " + "x" * 30 + "@example.com",
+        "a@b,\t" + "x" * 30 + "@example.com",
+        "a@b (" + "c" * 30 + ")",
+        "a@b," + " " * 30 + "c@d",
+        "a@b,(" + "c" * 30 + ")x@y",
+    ],
+)
+@pytest.mark.parametrize("limit", [10, 20])
+def test_words_longer_than_the_line_inside_addresses_give_the_stdlibs_bytes(
+    value: str, limit: int
+) -> None:
+    # A word that cannot be encoded (inside an addr-spec) and fits on no line is moved to a
+    # new line after the whitespace before it, or put there whole when it is whitespace, or
+    # left on the long line.
+    header = email.policy.SMTP.header_factory("To", value)
+    expected = header.fold(policy=email.policy.SMTP.clone(max_line_length=limit))
+    assert fold_header(header, limit, "\r\n") == expected
+
+
+class _PtextHeader:
+    """A header class whose parse tree is one ptext token (quoted-string content)."""
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = _parser.ValueTerminal(value, "ptext")
+        kwds["decoded"] = value
+
+
+class _ParametersHeader:
+    """A header class whose parse tree is MIME parameters alone (RFC 2231 folding)."""
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = tree = _parser.parse_content_type_header("text/plain; " + value)[-1]
+        kwds["decoded"] = str(tree)
+
+
+class _StaticParseHeader:
+    """A header class whose parse is a staticmethod (BaseHeader.__new__ calls it the same)."""
+
+    @staticmethod
+    def parse(value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = _parser.get_unstructured(value)
+        kwds["decoded"] = value
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("X-Static", "word " * 30),
+        ("X-Ptext", "a,b"),  # a ptext with a special: the stdlib encodes it, even on one line
+        ("X-Ptext", "plain"),
+        ("X-Parameters", "charset=utf-8; name=x"),
+        ("To", "averyveryverylongwordforagroupname:;"),  # no addr-spec: encoded to wrap it
+        ("To", "Undisclosed recipients:;"),
+    ],
+)
+@pytest.mark.parametrize("limit", [20, 40, 78])
+def test_trees_that_are_one_token_or_hold_no_address_give_the_stdlibs_bytes(
+    name: str, value: str, limit: int
+) -> None:
+    registry = email.headerregistry.HeaderRegistry()
+    registry.map_to_type("x-ptext", _PtextHeader)
+    registry.map_to_type("x-parameters", _ParametersHeader)
+    registry.map_to_type("x-static", _StaticParseHeader)
+    policy = email.policy.SMTP.clone(header_factory=registry, max_line_length=limit)
+    header = policy.header_factory(name, value)
+    assert fold_header(header, limit, "\r\n") in (None, header.fold(policy=policy))
+
+
 # --- the core's tree rendering, on both implementations -----------------------------------
 
 
@@ -297,3 +454,23 @@ def test_node_classes_are_classified_by_their_str() -> None:
     assert _classify(NotAString) == _OTHER
     assert _classify(NotATokenList) == _OTHER
     assert _classify(object) == _OTHER
+
+
+def test_render_takes_node_classes_from_outside_the_parser() -> None:
+    # Classes the parser module does not define are classified on first sight, then cached.
+    class Shouting(_parser.TokenList):
+        def __str__(self) -> str:
+            return super().__str__().upper()
+
+    class Plain(_parser.TokenList):
+        pass
+
+    class Word(_parser.ValueTerminal):
+        pass
+
+    words = [Word("ab", "atext"), _parser.WhiteSpaceTerminal(" ", "fws"), Word("c", "atext")]
+    for _ in range(2):
+        assert render(Word("ab", "atext")) == "ab"
+        assert render(Plain(words)) == "ab c"
+        assert render(Shouting(words)) == "AB C"
+        assert render(_parser.TokenList([Shouting(words), Plain(words)])) == "AB Cab c"

@@ -31,7 +31,11 @@ import email.mime.text
 import email.policy
 import io
 import re
+import sys
 from typing import Any
+
+from ._folding import FOLD_TABLES
+from ._speedups import fold_line
 
 __all__ = ("flatten_fast",)
 
@@ -84,6 +88,24 @@ def _same_code(one: Any, other: Any) -> bool:
 _PLAIN_HEADER_WRITER = _same_code(_Generator._write_headers, _write_headers)
 
 
+def _handler(content_type: str) -> Any:
+    """The generator's handler for ``content_type`` (looked up as Generator._dispatch
+    does), remembered for the next message of that type."""
+    main, sub = content_type.split("/")
+    handler = getattr(_Generator, "_handle_" + f"{main}_{sub}".replace("-", "_"), None)
+    if handler is None:
+        handler = getattr(_Generator, "_handle_" + main.replace("-", "_"), None)
+        if handler is None:
+            handler = _Generator._writeBody
+    if len(_HANDLERS) < 256:  # bounded: content types are few in practice
+        _HANDLERS[content_type] = handler
+    return handler
+
+
+#: Generator._dispatch's answer by content type (the generator class is fixed at import).
+_HANDLERS: dict[str, Any] = {}
+
+
 class _Unsupported(Exception):
     """A shape the fast path does not write: the stdlib's generator does."""
 
@@ -111,6 +133,9 @@ class _Writer:
         self.mangle_from: bool = policy.mangle_from_
         self.seven_bit = policy.cte_type == "7bit"
         self.generator: Any = None  # made when the header block needs it
+        # A policy whose fold_binary is fastsmtp's (email._OneLineFoldPolicy) names the
+        # text folder it tries first.
+        self.fold_text: Any = getattr(type(policy), "fastsmtp_fold_header", None)
 
     def flatten(self, message: email.message.Message) -> bytes:
         # Generator.flatten: the message takes the generator's policy while it is written.
@@ -128,7 +153,32 @@ class _Writer:
             raise _Unsupported
         if _PLAIN_HEADER_WRITER:
             fold = self.policy.fold_binary
-            lines = [fold(name, value) for name, value in message.raw_items()]
+            items = message.raw_items()
+            fold_text = self.fold_text
+            if fold_text is not None:
+                # The policy's fold_binary tries fold_text and encodes its ASCII answer:
+                # ask it directly, and encode the block once.
+                maxlen, linesep = self.policy.max_line_length, self.linesep
+                # Most headers fit on their line: the core says so (and writes it)
+                # without a Python frame; fold_text answers for the others.
+                width = maxlen or sys.maxsize
+                classes, labels, kinds = FOLD_TABLES
+                texts: list[str] = []
+                for name, value in items:
+                    text = fold_line(value, classes, labels, width, linesep, kinds)
+                    if text is None:
+                        text = fold_text(value, maxlen, linesep)
+                    if text is None:  # this one is the stdlib's: bytes from here on
+                        lines = [t.encode("ascii") for t in texts]
+                        lines.append(fold(name, value))
+                        break
+                    texts.append(text)
+                else:
+                    texts.append(linesep)  # the empty line that ends the header block
+                    return "".join(texts).encode("ascii")
+            else:
+                lines = []
+            lines.extend([fold(name, value) for name, value in items])
             lines.append(self.nl)  # the empty line that ends the header block
             return b"".join(lines)
         # The installed generator writes the header block, so that what it checks or
@@ -145,12 +195,10 @@ class _Writer:
         # Generator._dispatch: _handle_<maintype>_<subtype>, else _handle_<maintype>, else
         # _writeBody (which is _handle_text). get_content_maintype() and _subtype() are the
         # two halves of get_content_type(), which always holds one "/".
-        main, sub = message.get_content_type().split("/")
-        handler = getattr(_Generator, "_handle_" + f"{main}_{sub}".replace("-", "_"), None)
+        content_type = message.get_content_type()
+        handler = _HANDLERS.get(content_type)
         if handler is None:
-            handler = getattr(_Generator, "_handle_" + main.replace("-", "_"), None)
-            if handler is None:
-                handler = _Generator._writeBody
+            handler = _handler(content_type)
         if handler is _HANDLE_TEXT:
             return self._text(message)
         if handler is _HANDLE_MULTIPART:
@@ -163,13 +211,14 @@ class _Writer:
             return b""
         if type(payload) is not str:
             raise _Unsupported  # the stdlib raises TypeError: let it
-        try:
-            payload.encode()
-        except UnicodeEncodeError:
-            # Surrogate escapes: bytes from a parsed message. Written back as they were,
-            # unless the policy wants 7 bit, when the stdlib re-encodes the part.
-            if self.seven_bit:
-                raise _Unsupported from None
+        if not payload.isascii():
+            try:
+                payload.encode()
+            except UnicodeEncodeError:
+                # Surrogate escapes: bytes from a parsed message. Written back as they
+                # were, unless the policy wants 7 bit, when the stdlib re-encodes the part.
+                if self.seven_bit:
+                    raise _Unsupported from None
         return self._lines(payload)
 
     def _lines(self, text: str) -> bytes:

@@ -20,9 +20,17 @@ import operator
 import sys
 from typing import Any
 
-from ._speedups import TERMINAL, TOKEN_LIST, render_children, render_tokens
+from ._speedups import (
+    HEADER_TREE_TEXT,
+    HEADER_VALUE_TEXT,
+    TERMINAL,
+    TOKEN_LIST,
+    parts_that_fit,
+    render_children,
+    render_tokens,
+)
 
-__all__ = ("fold_header", "render")
+__all__ = ("FOLD_TABLES", "fold_header", "render")
 
 _BASE_FOLD = email.headerregistry.BaseHeader.fold
 _TOKEN_LIST_STR = _parser.TokenList.__str__
@@ -92,16 +100,40 @@ _VALUE_IS_TREE = frozenset(
 
 # How a header class is folded here: not at all (a plain string, a class with its own
 # fold, or a Python whose folding is unverified), from its value's text, or from its tree.
-_STDLIB, _VALUE_TEXT, _TREE_TEXT = 0, 1, 2
+_STDLIB, _VALUE_TEXT, _TREE_TEXT = 0, HEADER_VALUE_TEXT, HEADER_TREE_TEXT
 _HEADER_CLASSES: dict[type, int] = {}
+
+
+_BASE_NAME = email.headerregistry.BaseHeader.name  # the property: returns self._name
 
 
 def _header_class(kind: type) -> int:
     if not FOLDING_VERIFIED or getattr(kind, "fold", None) is not _BASE_FOLD:
         return _STDLIB
+    if getattr(kind, "name", None) is not _BASE_NAME:
+        return _STDLIB  # value._name below stands for value.name
     if getattr(getattr(kind, "parse", None), "__func__", None) in _VALUE_IS_TREE:
         return _VALUE_TEXT
     return _TREE_TEXT
+
+
+#: "Name: " by header name (exact str names only), or "" for a name that cannot start a
+#: line here (not ASCII, or holding a line break): the stdlib's.
+_LABELS: dict[str, str] = {}
+
+
+def _label(name: object) -> str:
+    label = f"{name}: "
+    if not label.isascii() or not _NEWLINES.isdisjoint(label):
+        label = ""
+    if type(name) is str and len(_LABELS) < 1024:  # bounded: names are few in practice
+        _LABELS[name] = label
+    return label
+
+
+#: What the core's ``fold_line`` needs to fold a header that fits on its line, kept up to
+#: date by :func:`fold_header` (which answers where ``fold_line`` says ``None``).
+FOLD_TABLES = (_HEADER_CLASSES, _LABELS, _KIND)
 
 
 def fold_header(value: object, max_line_length: int | None, linesep: str) -> str | None:
@@ -111,19 +143,22 @@ def fold_header(value: object, max_line_length: int | None, linesep: str) -> str
     ``value`` is a header object of ``email.headerregistry`` (a plain string, or a class
     with its own ``fold``, gets ``None``).
     """
-    kind = type(value)
-    how = _HEADER_CLASSES.get(kind)
+    # The common case (a header that fits on its line) in few steps: this runs for every
+    # header of every message send_message flattens.
+    how = _HEADER_CLASSES.get(type(value))
     if how is None:
-        how = _HEADER_CLASSES[kind] = _header_class(kind)
+        how = _HEADER_CLASSES[type(value)] = _header_class(type(value))
     if how == _STDLIB:
         return None
     tree = getattr(value, "_parse_tree", None)
     if not tree:
         return None  # an empty tree folds to "Name:" with no space: leave it to the stdlib
-    name = value.name  # type: ignore[attr-defined]
+    name = value._name  # type: ignore[attr-defined]
+    label = _LABELS.get(name) if type(name) is str else None
+    if label is None:
+        label = _label(name)
     maxlen = max_line_length or sys.maxsize
-    label = f"{name}: "
-    if len(label) > maxlen or not label.isascii() or not _NEWLINES.isdisjoint(label):
+    if not label or len(label) > maxlen:
         return None
     # BaseHeader.fold: Header[HeaderLabel[name, ":"], CFWSList[" "], tree]; the first two
     # fit on the first line (checked above), so the loop starts at the tree, whose
@@ -171,6 +206,8 @@ def _fold_into(parts: Any, texts: list[str], lines: list[str], maxlen: int, bloc
     False where the stdlib would encode a part (RFC 2047) or fold MIME parameters (RFC
     2231). ``blocked`` counts the enclosing token lists whose parts may not become encoded
     words; a token list that does not fit is folded by a recursive call for its children."""
+    if len(parts) != len(texts):
+        raise ValueError("a part without its text")
     # Every part is reached: one that the stdlib would encode or fold as MIME parameters
     # sends the whole header to the stdlib, whichever it is.
     token_types = set(map(_TOKEN_TYPE, parts))
@@ -181,10 +218,18 @@ def _fold_into(parts: Any, texts: list[str], lines: list[str], maxlen: int, bloc
             if part.token_type == "ptext" and not _PTEXT_ENCODED.isdisjoint(text):
                 return False
     last = lines.pop()  # the line being filled
-    for part, text in zip(parts, texts, strict=True):
-        if len(last) + len(text) <= maxlen:
-            last += text
-            continue
+    index, count = 0, len(texts)
+    while index < count:
+        # The parts that fit on this line as they are, counted in the core: most parts
+        # of a long address list do.
+        fit = parts_that_fit(texts, index, maxlen - len(last))
+        if fit:
+            last += texts[index] if fit == 1 else "".join(texts[index : index + fit])
+            index += fit
+            if index == count:
+                break
+        part, text = parts[index], texts[index]
+        index += 1
         # Too long for this line: a major syntactic break goes on a new line if it fits
         # there (RFC 5322 section 2.2.3 folds at whitespace).
         if part.syntactic_break and len(text) < maxlen:

@@ -38,3 +38,24 @@ def auth_crammd5_verify(
     username: str | bytes, password: str | bytes, challenge: str | bytes, /
 ) -> bytes: ...
 def auth_xoauth2_encode(username: str | bytes, access_token: str | bytes, /) -> bytes: ...
+
+TERMINAL: Final[int]
+TOKEN_LIST: Final[int]
+
+def render_tokens(node: list[object], kinds: dict[type, int], /) -> str: ...
+def render_children(node: list[object], kinds: dict[type, int], /) -> list[str]: ...
+def parts_that_fit(texts: list[str], start: int, room: int, /) -> int: ...
+def header_block_well_formed(data: bytes, /) -> bool: ...
+
+HEADER_VALUE_TEXT: Final[int]
+HEADER_TREE_TEXT: Final[int]
+
+def fold_line(
+    value: object,
+    classes: dict[type, int],
+    labels: dict[str, str],
+    maxlen: int,
+    linesep: str,
+    kinds: dict[type, int],
+    /,
+) -> str | None: ...

@@ -30,7 +30,11 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_DECREF
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object text)
+    const void* PyUnicode_DATA(object text)
 from libc.string cimport memchr, memcpy, memset
 
 from .errors import (
@@ -52,6 +56,8 @@ __all__ = (
     "MAX_REPLY_LINES",
     "MAX_REPLY_SIZE",
     "NEED_DATA",
+    "HEADER_TREE_TEXT",
+    "HEADER_VALUE_TEXT",
     "DataEncoder",
     "ReplyParser",
     "TERMINAL",
@@ -61,6 +67,9 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "fold_line",
+    "header_block_well_formed",
+    "parts_that_fit",
     "render_children",
     "render_tokens",
 )
@@ -822,3 +831,178 @@ cdef int _collect_tokens(list node, const _KindSlot* table, list out) except -1:
         else:
             out.append(str(child))
     return 0
+
+
+def parts_that_fit(object texts, Py_ssize_t start, Py_ssize_t room, /):
+    """How many of ``texts``, from index ``start`` on, fit one after the other in ``room``
+    characters (header folding, RFC 5322 section 2.2.3: the parts that join the line
+    being filled before a fold must be considered)."""
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t index = start
+    cdef object text
+    if not isinstance(texts, list):
+        raise TypeError(f"parts_that_fit() needs a list, not {type(texts).__name__}")
+    if start < 0:
+        raise ValueError("parts_that_fit() start must not be negative")
+    while index < PyList_GET_SIZE(<list>texts):
+        text = <object>PyList_GET_ITEM(<list>texts, index)
+        if not isinstance(text, str):
+            raise TypeError(f"parts_that_fit() needs str parts, not {type(text).__name__}")
+        room -= PyUnicode_GET_LENGTH(text)
+        if room < 0:
+            break
+        count += 1
+        index += 1
+    return count
+
+
+
+# --- the header block of a flattened message (_parser_py.header_block_well_formed) -------
+#
+# The same grammar as _parser_py's regular expression, one line at a time: each line is a
+# field (a name of bytes 33-57/59-126, then ":"), a continuation (space or tab; only after
+# a field, and it must end with a line end), or the empty line that ends the block.
+
+cdef inline bint _is_name_byte(unsigned char c) noexcept nogil:
+    return 33 <= c <= 126 and c != 58
+
+
+cdef Py_ssize_t _line_end(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) noexcept nogil:
+    while pos < n and p[pos] != 13 and p[pos] != 10:
+        pos += 1
+    return pos
+
+
+def header_block_well_formed(object data, /):
+    """True if the header block of ``data`` (up to the first empty line, or all of it) is
+    header fields (``Name: value``) and their folded continuations, each line ended by
+    CRLF, CR or LF (the last field may end the data); False for anything else, including
+    data that ends inside a continuation line (the caller then looks line by line)."""
+    cdef const unsigned char* p
+    cdef Py_ssize_t n, pos = 0, start
+    cdef bint in_field = False
+    cdef unsigned char c
+    if not isinstance(data, bytes):
+        raise TypeError(f"header_block_well_formed() needs bytes, not {type(data).__name__}")
+    p = <const unsigned char*>PyBytes_AS_STRING(data)
+    n = PyBytes_GET_SIZE(data)
+    while True:
+        if pos == n:
+            return True  # the end of the data
+        c = p[pos]
+        if c == 13 or c == 10:
+            return True  # the empty line
+        if c == 32 or c == 9:
+            if not in_field:
+                return False  # a continuation with no field to continue
+            pos = _line_end(p, pos, n)
+            if pos == n:
+                return False  # the data ends inside a continuation line
+        else:
+            start = pos
+            while pos < n and _is_name_byte(p[pos]):
+                pos += 1
+            if pos == start or pos == n or p[pos] != 58:
+                return False  # not "name:"
+            pos = _line_end(p, pos, n)
+            if pos == n:
+                return True  # the last field ends the data
+            in_field = True
+        # One line end: CRLF, or a bare CR or LF.
+        if p[pos] == 13 and pos + 1 < n and p[pos + 1] == 10:
+            pos += 2
+        else:
+            pos += 1
+
+
+
+# --- a header that fits on its line (_parser_py.fold_line) -------------------------------
+
+HEADER_VALUE_TEXT = 1
+HEADER_TREE_TEXT = 2
+
+
+def fold_line(
+    object value,
+    dict classes,
+    dict labels,
+    Py_ssize_t maxlen,
+    str linesep,
+    dict kinds,
+    /,
+):
+    """``"Name: text" + linesep`` for a header object that fits on one line of ``maxlen``
+    characters as it is (RFC 5322 section 2.2.3: no fold needed), or ``None`` when that
+    is not certain here (fastsmtp._folding then decides).
+
+    ``classes`` says how a header class is folded (``HEADER_VALUE_TEXT``: its value is its
+    text; ``HEADER_TREE_TEXT``: its parse tree's is), ``labels`` holds ``"Name: "`` by
+    name, ``kinds`` classifies parse-tree nodes as for :func:`render_tokens`. The text must
+    be ASCII without line breaks, and the tree not ``ptext`` or MIME parameters.
+    """
+    cdef object how, tree, name, label, text, token_type
+    cdef list out
+    cdef Py_ssize_t room
+    cdef const _KindSlot* table
+    how = classes.get(type(value))
+    if how != HEADER_VALUE_TEXT and how != HEADER_TREE_TEXT:
+        return None
+    tree = getattr(value, "_parse_tree", None)
+    if not tree:
+        return None
+    name = getattr(value, "_name", None)
+    if type(name) is not str:
+        return None
+    label = labels.get(name)
+    if type(label) is not str or PyUnicode_GET_LENGTH(label) == 0:
+        return None
+    if PyUnicode_GET_LENGTH(label) > maxlen:
+        return None
+    room = maxlen - PyUnicode_GET_LENGTH(label)
+    if how == HEADER_VALUE_TEXT:
+        if not isinstance(value, str) or PyUnicode_GET_LENGTH(value) > room:
+            return None
+        text = str.__str__(value)
+    else:
+        table = _kind_table(kinds)
+        if _node_kind(table, tree) != 1:
+            return None
+        out = []
+        if _collect_within(<list>tree, table, out, room) < 0:
+            return None  # longer than the line: rendered no further
+        text = "".join(out)
+    if not PyUnicode_IS_ASCII(text):
+        return None
+    if (
+        memchr(PyUnicode_DATA(text), 10, PyUnicode_GET_LENGTH(text)) != NULL
+        or memchr(PyUnicode_DATA(text), 13, PyUnicode_GET_LENGTH(text)) != NULL
+    ):
+        return None
+    token_type = getattr(tree, "token_type", None)
+    if type(token_type) is not str or token_type in ("ptext", "mime-parameters"):
+        return None
+    return label + text + linesep
+
+
+cdef Py_ssize_t _collect_within(
+    list node, const _KindSlot* table, list out, Py_ssize_t room
+) except -2:
+    # _collect_tokens while the texts fit in room: the room left, or -1.
+    cdef Py_ssize_t i = 0
+    cdef object child, text
+    cdef int kind
+    while i < PyList_GET_SIZE(node):
+        child = <object>PyList_GET_ITEM(node, i)
+        i += 1
+        kind = _node_kind(table, child)
+        if kind == 1:
+            room = _collect_within(<list>child, table, out, room)
+            if room < 0:
+                return -1
+            continue
+        text = child if kind == 0 else str(child)
+        room -= PyUnicode_GET_LENGTH(text)
+        if room < 0:
+            return -1
+        out.append(text)
+    return room

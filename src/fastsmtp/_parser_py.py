@@ -31,6 +31,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import operator
+import re
 from collections import deque
 from typing import Final
 
@@ -47,6 +49,8 @@ __all__ = (
     "MAX_REPLY_LINES",
     "MAX_REPLY_SIZE",
     "NEED_DATA",
+    "HEADER_TREE_TEXT",
+    "HEADER_VALUE_TEXT",
     "DataEncoder",
     "ReplyParser",
     "TERMINAL",
@@ -56,6 +60,9 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "fold_line",
+    "header_block_well_formed",
+    "parts_that_fit",
     "render_children",
     "render_tokens",
 )
@@ -387,3 +394,139 @@ def _collect_tokens(node: list[object], kinds: dict[type, int], out: list[str]) 
             _collect_tokens(child, kinds, out)
         else:
             out.append(str(child))
+
+
+def parts_that_fit(texts: list[str], start: int, room: int, /) -> int:
+    """How many of ``texts``, from index ``start`` on, fit one after the other in ``room``
+    characters (header folding, RFC 5322 section 2.2.3: the parts that join the line
+    being filled before a fold must be considered)."""
+    if not isinstance(texts, list):
+        raise TypeError(f"parts_that_fit() needs a list, not {type(texts).__name__}")
+    start, room = operator.index(start), operator.index(room)  # as the compiled core's
+    if start < 0:
+        raise ValueError("parts_that_fit() start must not be negative")
+    count = 0
+    index = start
+    while index < len(texts):
+        text = texts[index]
+        if not isinstance(text, str):
+            raise TypeError(f"parts_that_fit() needs str parts, not {type(text).__name__}")
+        room -= len(text)
+        if room < 0:
+            break
+        count += 1
+        index += 1
+    return count
+
+
+# --- the header block of a flattened message (fastsmtp.email.check_header_block) --------
+#
+# RFC 5322 section 2.2: a header field is a name of printable ASCII other than ":" (33-57,
+# 59-126), a colon and a body; a folded field continues on lines starting with space or
+# tab. The DATA encoder turns bare CR and bare LF into CRLF, so all three are line ends.
+
+_EOL = rb"(?:\r\n|\r(?!\n)|\n)"  # one line end, never split between CR and LF
+_FIELD = rb"[!-9;-~]+:[^\r\n]*"
+# A well-formed header block in one match: fields with their continuations, then the empty
+# line or the end of the data.
+_WELL_FORMED = re.compile(
+    rb"(?:"
+    + _FIELD
+    + _EOL
+    + rb"(?:[ \t][^\r\n]*"
+    + _EOL
+    + rb")*)*(?:"
+    + _EOL
+    + rb"|"
+    + _FIELD
+    + rb"\Z|\Z)"
+)
+
+
+def header_block_well_formed(data: bytes, /) -> bool:
+    """True if the header block of ``data`` (up to the first empty line, or all of it) is
+    header fields (``Name: value``) and their folded continuations, each line ended by
+    CRLF, CR or LF (the last field may end the data); False for anything else, including
+    data that ends inside a continuation line (the caller then looks line by line)."""
+    if not isinstance(data, bytes):
+        raise TypeError(f"header_block_well_formed() needs bytes, not {type(data).__name__}")
+    return _WELL_FORMED.match(data) is not None
+
+
+# --- a header that fits on its line (fastsmtp._folding) ----------------------------------
+#
+# How fastsmtp._folding folds a header class: from its value's text, or from its parse
+# tree's (any other value in its table: not here).
+HEADER_VALUE_TEXT: Final = 1
+HEADER_TREE_TEXT: Final = 2
+
+
+def fold_line(
+    value: object,
+    classes: dict[type, int],
+    labels: dict[str, str],
+    maxlen: int,
+    linesep: str,
+    kinds: dict[type, int],
+    /,
+) -> str | None:
+    """``"Name: text" + linesep`` for a header object that fits on one line of ``maxlen``
+    characters as it is (RFC 5322 section 2.2.3: no fold needed), or ``None`` when that
+    is not certain here (fastsmtp._folding then decides).
+
+    ``classes`` says how a header class is folded (``HEADER_VALUE_TEXT``: its value is its
+    text; ``HEADER_TREE_TEXT``: its parse tree's is), ``labels`` holds ``"Name: "`` by
+    name, ``kinds`` classifies parse-tree nodes as for :func:`render_tokens`. The text must
+    be ASCII without line breaks, and the tree not ``ptext`` or MIME parameters.
+    """
+    maxlen = operator.index(maxlen)
+    how = classes.get(type(value))
+    if how != HEADER_VALUE_TEXT and how != HEADER_TREE_TEXT:
+        return None
+    tree = getattr(value, "_parse_tree", None)
+    if not tree:
+        return None
+    name = getattr(value, "_name", None)
+    if type(name) is not str:
+        return None
+    label = labels.get(name)
+    if type(label) is not str or not label or len(label) > maxlen:
+        return None
+    room = maxlen - len(label)
+    if how == HEADER_VALUE_TEXT:
+        if not isinstance(value, str) or len(value) > room:
+            return None
+        text = str.__str__(value)
+    else:
+        if kinds.get(type(tree)) != TOKEN_LIST or not isinstance(tree, list):
+            return None
+        out: list[str] = []
+        if _collect_within(tree, kinds, out, room) < 0:
+            return None  # longer than the line: rendered no further
+        text = "".join(out)
+    if not text.isascii() or "\n" in text or "\r" in text:
+        return None
+    token_type = getattr(tree, "token_type", None)
+    if type(token_type) is not str or token_type in ("ptext", "mime-parameters"):
+        return None
+    return label + text + linesep
+
+
+def _collect_within(node: list[object], kinds: dict[type, int], out: list[str], room: int) -> int:
+    """``_collect_tokens`` while the texts fit in ``room``: the room left, or -1."""
+    for child in node:
+        kind = kinds.get(type(child))
+        if kind == TERMINAL and isinstance(child, str):
+            text = child
+        elif kind == TOKEN_LIST and isinstance(child, list):
+            room = _collect_within(child, kinds, out, room)
+            if room < 0:
+                return -1
+            continue
+        else:
+            text = str(child)
+        room -= len(text)
+        if room < 0:
+            return -1
+        out.append(text)
+    return room

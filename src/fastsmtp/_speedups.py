@@ -16,6 +16,8 @@ __all__ = (
     "NO_EXTENSIONS",
     "TERMINAL",
     "TOKEN_LIST",
+    "HEADER_TREE_TEXT",
+    "HEADER_VALUE_TEXT",
     "DataEncoder",
     "ReplyParser",
     "auth_crammd5_verify",
@@ -23,6 +25,9 @@ __all__ = (
     "auth_plain_encode",
     "auth_xoauth2_encode",
     "encode_data",
+    "fold_line",
+    "header_block_well_formed",
+    "parts_that_fit",
     "render_children",
     "render_tokens",
 )
@@ -35,6 +40,8 @@ IMPLEMENTATION: Literal["c", "py"]
 
 if TYPE_CHECKING or NO_EXTENSIONS:
     from ._parser_py import (
+        HEADER_TREE_TEXT,
+        HEADER_VALUE_TEXT,
         NEED_DATA,
         TERMINAL,
         TOKEN_LIST,
@@ -45,6 +52,9 @@ if TYPE_CHECKING or NO_EXTENSIONS:
         auth_plain_encode,
         auth_xoauth2_encode,
         encode_data,
+        fold_line,
+        header_block_well_formed,
+        parts_that_fit,
         render_children,
         render_tokens,
     )
@@ -53,6 +63,8 @@ if TYPE_CHECKING or NO_EXTENSIONS:
 else:
     try:
         from ._parser import (
+            HEADER_TREE_TEXT,
+            HEADER_VALUE_TEXT,
             NEED_DATA,
             TERMINAL,
             TOKEN_LIST,
@@ -63,6 +75,9 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            fold_line,
+            header_block_well_formed,
+            parts_that_fit,
             render_children,
             render_tokens,
         )
@@ -70,6 +85,8 @@ else:
         IMPLEMENTATION = "c"
     except ImportError:  # an installed pure build (FASTSMTP_NO_EXTENSIONS=1 at build time)
         from ._parser_py import (
+            HEADER_TREE_TEXT,
+            HEADER_VALUE_TEXT,
             NEED_DATA,
             TERMINAL,
             TOKEN_LIST,
@@ -80,6 +97,9 @@ else:
             auth_plain_encode,
             auth_xoauth2_encode,
             encode_data,
+            fold_line,
+            header_block_well_formed,
+            parts_that_fit,
             render_children,
             render_tokens,
         )

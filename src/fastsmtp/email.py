@@ -27,6 +27,7 @@ from typing import Any
 
 from ._flatten import flatten_fast
 from ._folding import fold_header
+from ._speedups import header_block_well_formed
 from .errors import HeaderInjectionError, HeaderNameEncodeError
 
 __all__ = (
@@ -92,6 +93,9 @@ class _OneLineFoldPolicy(email.policy.EmailPolicy):
     """``EmailPolicy`` whose header folding takes fastsmtp's path where it gives the
     stdlib's bytes (:func:`fastsmtp._folding.fold_header`)."""
 
+    #: What ``fold_binary`` tries first, for ``fastsmtp._flatten`` to call directly.
+    fastsmtp_fold_header = staticmethod(fold_header)
+
     def fold_binary(self, name: str, value: Any) -> bytes:
         folded = fold_header(value, self.max_line_length, self.linesep)
         if folded is None:
@@ -117,6 +121,8 @@ def _policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
 
 _HIDDEN = frozenset(("bcc", "resent-bcc"))
 _LOWER = operator.methodcaller("lower")
+_NAME = operator.itemgetter(0)
+_KEYS = email.message.Message.keys
 
 
 def flatten_message(
@@ -133,7 +139,11 @@ def flatten_message(
     ``cte_type`` other than ``"8bit"`` is applied to the policy (e.g. ``"7bit"``).
     """
     stripped = message
-    if not _HIDDEN.isdisjoint(map(_LOWER, message.keys())):
+    if type(message).keys is _KEYS:  # keys(): the stored names, read here without a frame
+        names: Iterable[str] = map(_NAME, message._headers)  # type: ignore[union-attr]
+    else:
+        names = message.keys()
+    if not _HIDDEN.isdisjoint(map(_LOWER, names)):
         stripped = copy.copy(message)  # header deletion rebinds the list; the original is intact
         del stripped["Bcc"]
         del stripped["Resent-Bcc"]
@@ -386,24 +396,6 @@ _FIELD_NAME_TEXT = re.compile(r"[!-9;-~]+")
 _BAD_BREAK = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?![ \t])")
 
 
-_EOL = rb"(?:\r\n|\r(?!\n)|\n)"  # one line end, never split between CR and LF
-_FIELD = rb"[!-9;-~]+:[^\r\n]*"
-# A well-formed header block in one match: fields with their continuations, then the empty
-# line or the end of the data. Anything else takes the line-by-line path for its message.
-_WELL_FORMED = re.compile(
-    rb"(?:"
-    + _FIELD
-    + _EOL
-    + rb"(?:[ \t][^\r\n]*"
-    + _EOL
-    + rb")*)*(?:"
-    + _EOL
-    + rb"|"
-    + _FIELD
-    + rb"\Z|\Z)"
-)
-
-
 def check_header_block(flat: bytes) -> None:
     """Raise ``HeaderInjectionError`` (a ``ValueError``) if a header line of a flattened
     message is malformed.
@@ -411,7 +403,7 @@ def check_header_block(flat: bytes) -> None:
     Looks at the header block (up to the first empty line): each line must be a field
     (``Name: value``) or a folded continuation (starting with space or tab) of one.
     """
-    if _WELL_FORMED.match(flat) is None:
+    if not header_block_well_formed(flat):
         _check_header_lines(flat)
 
 

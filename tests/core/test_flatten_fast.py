@@ -10,12 +10,15 @@ import sys
 from collections.abc import Callable
 from email.headerregistry import Address
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastsmtp.email as ours
+from fastsmtp import _parser_py as pure
+from fastsmtp import _speedups
 from fastsmtp._folding import fold_header
 from fastsmtp.email import _check_header_lines, _OneLineFoldPolicy, _policy
 
@@ -161,7 +164,9 @@ def test_flatten_without_bcc_leaves_the_message_untouched() -> None:
 # --- check_header_block -------------------------------------------------------------------
 
 _HEADER_BYTES = st.lists(
-    st.sampled_from([b"A", b"Bc-d", b":", b" ", b"\t", b"x", b"\r", b"\n", b"\r\n", b"\x00"]),
+    st.sampled_from(
+        [b"A", b"Bc-d", b":", b" ", b"\t", b"x", b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b"~"]
+    ),
     max_size=30,
 ).map(b"".join)
 
@@ -174,7 +179,9 @@ def test_header_block_regex_agrees_with_the_line_check(flat: bytes) -> None:
         slow = True
     except ValueError:
         slow = False
-    fast = ours._WELL_FORMED.match(flat) is not None
+    fast = pure.header_block_well_formed(flat)
+    # The compiled core scans the lines itself: it must say what the regex says.
+    assert _speedups.header_block_well_formed(flat) is fast
     assert fast <= slow  # the regex never accepts what the line check refuses
     if slow and not fast:
         # the one shape it leaves to the line check: data ending inside a continuation line
@@ -196,6 +203,33 @@ def test_header_block_regex_agrees_with_the_line_check(flat: bytes) -> None:
 )
 def test_well_formed_blocks(flat: bytes) -> None:
     ours.check_header_block(flat)
+
+
+@pytest.mark.parametrize(
+    ("flat", "well_formed"),
+    [
+        (b"From: a\r\nSubject: x\r\n folded\r\n\r\nbody", True),
+        (b"A: b", True),
+        (b"", True),
+        (b"\r\nbody: not a header", True),
+        (b"A: b\r\r\nnot a header\r\n", True),
+        (b"A:\n\tc\rD:e\r\n", True),
+        (b"A: b\r\n\tc\r\n d", False),  # ends inside a continuation line
+        (b" cont\r\n", False),
+        (b"A: b\r\nnot a header\r\n\r\n", False),
+        (b":b\r\n", False),
+        (b"A", False),
+        (b"A\xff: b\r\n", False),
+        (b"A b: c\r\n", False),
+    ],
+)
+def test_header_block_well_formed_on_both_cores(impl: Any, flat: bytes, well_formed: bool) -> None:
+    assert impl.header_block_well_formed(flat) is well_formed
+
+
+def test_header_block_well_formed_takes_bytes(impl: Any) -> None:
+    with pytest.raises(TypeError, match="needs bytes, not bytearray"):
+        impl.header_block_well_formed(bytearray(b"A: b\r\n"))
 
 
 @pytest.mark.parametrize(

@@ -474,3 +474,128 @@ def test_render_takes_node_classes_from_outside_the_parser() -> None:
         assert render(Plain(words)) == "ab c"
         assert render(Shouting(words)) == "AB C"
         assert render(_parser.TokenList([Shouting(words), Plain(words)])) == "AB Cab c"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.text(max_size=12), max_size=30),
+    start=st.integers(min_value=0, max_value=35),
+    room=st.integers(min_value=-5, max_value=120),
+)
+def test_parts_that_fit_counts_what_joins_the_line(texts: list[str], start: int, room: int) -> None:
+    # The folding loop's "does the next part fit" step, on both cores: the longest run
+    # of parts from start whose lengths add up to at most room.
+    from fastsmtp import _parser_py as pure
+    from fastsmtp import _speedups
+
+    expected = 0
+    used = 0
+    for text in texts[start:]:
+        used += len(text)
+        if used > room:
+            break
+        expected += 1
+    assert pure.parts_that_fit(texts, start, room) == expected
+    assert _speedups.parts_that_fit(texts, start, room) == expected
+
+
+def test_parts_that_fit_on_both_cores(impl: Any) -> None:
+    assert impl.parts_that_fit(["ab", "c", "def"], 0, 3) == 2
+    assert impl.parts_that_fit(["ab", "c", "def"], 1, 4) == 2
+    assert impl.parts_that_fit(["ab", "c", "def"], 3, 100) == 0
+    assert impl.parts_that_fit(["ab", ""], 0, -1) == 0
+    assert impl.parts_that_fit(["", "x"], 0, 0) == 1
+    assert impl.parts_that_fit(["é" * 5], 0, 5) == 1  # characters, not bytes
+    with pytest.raises(TypeError, match="needs a list"):
+        impl.parts_that_fit(("a",), 0, 5)
+    with pytest.raises(TypeError, match="needs str parts"):
+        impl.parts_that_fit(["a", b"b"], 0, 5)
+    assert impl.parts_that_fit(["ab", b"b"], 0, 1) == 0  # stops before it looks further
+    with pytest.raises(ValueError, match="must not be negative"):
+        impl.parts_that_fit(["a"], -1, 5)
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        impl.parts_that_fit(["a"], "0", 5)
+
+
+def test_a_header_class_with_its_own_name_is_left_to_the_stdlib() -> None:
+    # fold_header reads the stored name (value._name) only where .name is BaseHeader's.
+    class Renamed(email.headerregistry.UnstructuredHeader):
+        @property
+        def name(self) -> str:
+            return "X-Renamed"
+
+    # As the header registry builds its classes: the kind, then BaseHeader.
+    header = type("_Renamed", (Renamed, email.headerregistry.BaseHeader), {})("Subject", "hi")
+    assert fold_header(header, 78, "\r\n") is None
+    plain = email.policy.SMTP.header_factory("Subject", "hi")
+    assert fold_header(plain, 78, "\r\n") == plain.fold(policy=email.policy.SMTP)
+
+
+@pytest.mark.parametrize("name", ["Subjé", "X-A\r\nX-B"])
+def test_a_name_that_cannot_start_a_line_is_left_to_the_stdlib(name: str) -> None:
+    header = email.policy.SMTP.header_factory(name, "hi")
+    assert fold_header(header, 78, "\r\n") is None
+    assert fold_header(header, 78, "\r\n") is None  # and again, from the label cache
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(_header(), _ascii_header()),
+    st.sampled_from([78, 78, 20, 30, 40, 100, 998, None]),
+    st.sampled_from(["\r\n", "\n"]),
+)
+def test_fold_line_is_the_stdlibs_one_line_fold_on_both_cores(
+    header: Any, limit: int | None, linesep: str
+) -> None:
+    # The core's one-line step (what the flattener asks first): where it answers, the
+    # answer is the stdlib's fold, and the compiled and pure cores answer alike.
+    from fastsmtp import _parser_py as pure
+    from fastsmtp import _speedups
+    from fastsmtp._folding import FOLD_TABLES
+
+    try:
+        fold_header(header, limit, linesep)  # fills the tables, as the flattener does
+    except Exception:
+        assume(False)
+    classes, labels, kinds = FOLD_TABLES
+    width = limit or sys.maxsize
+    got = pure.fold_line(header, classes, labels, width, linesep, kinds)
+    assert _speedups.fold_line(header, classes, labels, width, linesep, kinds) == got
+    if got is None:
+        event("not one line here")
+        return
+    event("one line")
+    assert got.count(linesep) == 1
+    policy = email.policy.SMTP.clone(max_line_length=limit, linesep=linesep)
+    assert ("ok", got) == _fold(header, policy)
+
+
+def test_fold_line_on_both_cores(impl: Any) -> None:
+    from fastsmtp._folding import FOLD_TABLES
+
+    classes, labels, kinds = FOLD_TABLES
+    subject = email.policy.SMTP.header_factory("Subject", "hello there")
+    to = email.policy.SMTP.header_factory("To", "Ann <a@example.com>, b@example.com")
+    for header in (subject, to):
+        fold_header(header, 78, "\r\n")  # learns the class and the label
+    assert impl.fold_line(subject, classes, labels, 78, "\r\n", kinds) == (
+        "Subject: hello there\r\n"
+    )
+    assert impl.fold_line(to, classes, labels, 78, "\n", kinds) == (
+        "To: Ann <a@example.com>, b@example.com\n"
+    )
+    # Too long for the line (the tree is not rendered to its end), an unknown class or
+    # label, a line break or non-ASCII text: not answered here.
+    assert impl.fold_line(to, classes, labels, 20, "\r\n", kinds) is None
+    assert impl.fold_line(subject, classes, labels, 20, "\r\n", kinds) == "Subject: hello there\r\n"
+    assert impl.fold_line(subject, classes, labels, 19, "\r\n", kinds) is None
+    assert impl.fold_line(subject, {}, labels, 78, "\r\n", kinds) is None
+    assert impl.fold_line(subject, classes, {}, 78, "\r\n", kinds) is None
+    assert impl.fold_line(to, classes, labels, 78, "\r\n", {}) is None
+    assert impl.fold_line("Subject: plain", classes, labels, 78, "\r\n", kinds) is None
+    accented = email.policy.SMTP.header_factory("Subject", "héllo")
+    fold_header(accented, 78, "\r\n")
+    assert impl.fold_line(accented, classes, labels, 78, "\r\n", kinds) is None
+    with pytest.raises(TypeError):
+        impl.fold_line(subject, classes, labels, "78", "\r\n", kinds)

@@ -244,3 +244,46 @@ def test_header_block_well_formed_takes_bytes(impl: Any) -> None:
 def test_malformed_blocks_name_the_line(flat: bytes, line: int) -> None:
     with pytest.raises(ValueError, match=f"line {line}"):
         ours.check_header_block(flat)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+def test_the_label_table_stays_bounded() -> None:
+    # Header names come from the message: the "Name: " table keeps at most 1024 of them
+    # (hostile input must not grow it without end), and names beyond that still fold.
+    from fastsmtp._folding import FOLD_TABLES
+
+    labels = FOLD_TABLES[1]
+    saved = dict(labels)
+    labels.clear()
+    try:
+        for n in range(1100):
+            header = email.policy.SMTP.header_factory(f"X-Name-{n}", "hi")
+            assert fold_header(header, 78, "\r\n") == f"X-Name-{n}: hi\r\n"
+        assert len(labels) == 1024
+        assert labels["X-Name-1023"] == "X-Name-1023: "
+        assert "X-Name-1024" not in labels
+    finally:
+        labels.clear()
+        labels.update(saved)
+
+
+def test_the_handler_table_stays_bounded() -> None:
+    # The generator's handler is remembered by content type, for at most 256 types (the
+    # type comes from the message); types beyond that are still written as the stdlib does.
+    from fastsmtp import _flatten
+
+    handlers = _flatten._HANDLERS
+    saved = dict(handlers)
+    handlers.clear()
+    try:
+        for n in range(300):
+            message = EmailMessage()
+            message["Subject"] = "hi"
+            message.set_content(b"data\n", "application", f"x-type-{n}")
+            assert ours.flatten_message(message) == _stdlib(message, False, "8bit")
+        assert len(handlers) == 256
+        assert "application/x-type-255" in handlers
+        assert "application/x-type-256" not in handlers
+    finally:
+        handlers.clear()
+        handlers.update(saved)

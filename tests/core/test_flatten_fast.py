@@ -287,3 +287,32 @@ def test_the_handler_table_stays_bounded() -> None:
     finally:
         handlers.clear()
         handlers.update(saved)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_multipart_signed_parts_keep_their_long_lines(cached: bool) -> None:
+    # The generator writes the parts of multipart/signed (RFC 1847) without refolding
+    # their headers (_handle_multipart_signed): the subtype's own handler is found first,
+    # not multipart's, on first sight of the type and from the table.
+    from fastsmtp import _flatten
+
+    long = " ".join(["word"] * 30)  # longer than 78: the generator would refold it elsewhere
+    raw = (
+        "Subject: signed\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary="b"\r\n'
+        f"\r\n--b\r\nContent-Type: text/plain\r\nX-Long: {long}\r\n\r\nsigned text\r\n"
+        "--b\r\nContent-Type: application/pgp-signature\r\n\r\nsig\r\n--b--\r\n"
+    ).encode()
+    handlers = _flatten._HANDLERS
+    saved = dict(handlers)
+    if not cached:
+        handlers.clear()
+    try:
+        signed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(signed, EmailMessage)
+        flat = ours.flatten_message(signed)
+        assert flat == _stdlib(signed, False, "8bit")
+        assert f"X-Long: {long}\r\n".encode() in flat
+    finally:
+        handlers.clear()
+        handlers.update(saved)

@@ -511,7 +511,7 @@ def test_parts_that_fit_on_both_cores(impl: Any) -> None:
     with pytest.raises(TypeError, match=r"^parts_that_fit\(\) needs str parts, not bytes$"):
         impl.parts_that_fit(["a", b"b"], 0, 5)
     assert impl.parts_that_fit(["ab", b"b"], 0, 1) == 0  # stops before it looks further
-    with pytest.raises(ValueError, match="must not be negative"):
+    with pytest.raises(ValueError, match=r"^parts_that_fit\(\) start must not be negative$"):
         impl.parts_that_fit(["a"], -1, 5)
     with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
         impl.parts_that_fit(["a"], "0", 5)

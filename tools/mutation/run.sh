@@ -26,8 +26,11 @@
 # each with its reason, in tools/mutation/survivors.txt; report.py checks the run against it
 # and writes mutants/mutation-report.md. Exit status 1 if a module is below 95 % killed.
 #
-# --keep reuses mutants/ from an earlier run (its stats and results: only mutants not yet
-# run are run); without it mutants/ is started afresh.
+# --keep reuses mutants/ from an earlier run: its recording of which tests reach each function
+# (only tests added since are recorded); without it mutants/ is started afresh. It does not
+# skip mutants already run: mutmut 3.8.1 runs every mutant it is given by name or pattern
+# again, and run.sh always gives patterns. To re-run chosen mutants, name them to mutmut
+# (README, Development).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -56,7 +59,7 @@ while [[ $# -gt 0 ]]; do
             FUNCTIONS+=("$2")
             shift
             ;;
-        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
         *)
             if [[ " ${ALL[*]} " != *" $1 "* ]]; then
                 echo "unknown module $1 (one of: ${ALL[*]})" >&2

@@ -411,7 +411,7 @@ def parts_that_fit(texts: list[str], start: int, room: int, /) -> int:
         text = texts[index]
         if not isinstance(text, str):
             raise TypeError(f"parts_that_fit() needs str parts, not {type(text).__name__}")
-        room -= len(text)
+        room -= str.__len__(text)
         if room < 0:
             break
         count += 1
@@ -494,7 +494,7 @@ def fold_line(
         return None
     room = maxlen - len(label)
     if how == HEADER_VALUE_TEXT:
-        if not isinstance(value, str) or len(value) > room:
+        if not isinstance(value, str) or str.__len__(value) > room:  # (no subclass's len)
             return None
         text = str.__str__(value)
     else:
@@ -525,7 +525,7 @@ def _collect_within(node: list[object], kinds: dict[type, int], out: list[str], 
             continue
         else:
             text = str(child)
-        room -= len(text)
+        room -= str.__len__(text)
         if room < 0:
             return -1
         out.append(text)

@@ -599,3 +599,12 @@ def test_fold_line_on_both_cores(impl: Any) -> None:
     assert impl.fold_line(accented, classes, labels, 78, "\r\n", kinds) is None
     with pytest.raises(TypeError):
         impl.fold_line(subject, classes, labels, "78", "\r\n", kinds)
+
+
+def test_the_cores_count_characters_not_a_subclasss_len(impl: Any) -> None:
+    # Both cores read a string's own length, whatever a str subclass says it is.
+    class Long(str):
+        def __len__(self) -> int:
+            return 1000
+
+    assert impl.parts_that_fit([Long("ab"), "c"], 0, 3) == 2

@@ -26,8 +26,17 @@ from fastsmtp.email import _check_header_lines, _OneLineFoldPolicy, _policy
 # whitespace, quotes, comments, non-ASCII and (rarely) surrogate escapes.
 _TEXT = st.lists(
     st.sampled_from(
-        [*"abcXYZ09 .,;:@<>()[]\\\"'=?_-\t", "=?", "?=", "é", "ü", "\u2603", "\udcff",
-         "\r\n ", "\n"]
+        [
+            *"abcXYZ09 .,;:@<>()[]\\\"'=?_-\t",
+            "=?",
+            "?=",
+            "é",
+            "ü",
+            "\u2603",
+            "\udcff",
+            "\r\n ",
+            "\n",
+        ]
     ),
     max_size=90,
 ).map("".join)
@@ -244,3 +253,75 @@ def test_header_block_well_formed_takes_bytes(impl: Any) -> None:
 def test_malformed_blocks_name_the_line(flat: bytes, line: int) -> None:
     with pytest.raises(ValueError, match=f"line {line}"):
         ours.check_header_block(flat)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+def test_the_label_table_stays_bounded() -> None:
+    # Header names come from the message: the "Name: " table keeps at most 1024 of them
+    # (hostile input must not grow it without end), and names beyond that still fold.
+    from fastsmtp._folding import FOLD_TABLES
+
+    labels = FOLD_TABLES[1]
+    saved = dict(labels)
+    labels.clear()
+    try:
+        for n in range(1100):
+            header = email.policy.SMTP.header_factory(f"X-Name-{n}", "hi")
+            assert fold_header(header, 78, "\r\n") == f"X-Name-{n}: hi\r\n"
+        assert len(labels) == 1024
+        assert labels["X-Name-1023"] == "X-Name-1023: "
+        assert "X-Name-1024" not in labels
+    finally:
+        labels.clear()
+        labels.update(saved)
+
+
+def test_the_handler_table_stays_bounded() -> None:
+    # The generator's handler is remembered by content type, for at most 256 types (the
+    # type comes from the message); types beyond that are still written as the stdlib does.
+    from fastsmtp import _flatten
+
+    handlers = _flatten._HANDLERS
+    saved = dict(handlers)
+    handlers.clear()
+    try:
+        for n in range(300):
+            message = EmailMessage()
+            message["Subject"] = "hi"
+            message.set_content(b"data\n", "application", f"x-type-{n}")
+            assert ours.flatten_message(message) == _stdlib(message, False, "8bit")
+        assert len(handlers) == 256
+        assert "application/x-type-255" in handlers
+        assert "application/x-type-256" not in handlers
+    finally:
+        handlers.clear()
+        handlers.update(saved)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_multipart_signed_parts_keep_their_long_lines(cached: bool) -> None:
+    # The generator writes the parts of multipart/signed (RFC 1847) without refolding
+    # their headers (_handle_multipart_signed): the subtype's own handler is found first,
+    # not multipart's, on first sight of the type and from the table.
+    from fastsmtp import _flatten
+
+    long = " ".join(["word"] * 30)  # longer than 78: the generator would refold it elsewhere
+    raw = (
+        "Subject: signed\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary="b"\r\n'
+        f"\r\n--b\r\nContent-Type: text/plain\r\nX-Long: {long}\r\n\r\nsigned text\r\n"
+        "--b\r\nContent-Type: application/pgp-signature\r\n\r\nsig\r\n--b--\r\n"
+    ).encode()
+    handlers = _flatten._HANDLERS
+    saved = dict(handlers)
+    if not cached:
+        handlers.clear()
+    try:
+        signed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(signed, EmailMessage)
+        flat = ours.flatten_message(signed)
+        assert flat == _stdlib(signed, False, "8bit")
+        assert f"X-Long: {long}\r\n".encode() in flat
+    finally:
+        handlers.clear()
+        handlers.update(saved)

@@ -63,9 +63,17 @@ def main() -> int:
     parser.add_argument("--survivors", type=Path, default=Path("tools/mutation/survivors.txt"))
     parser.add_argument("--output", type=Path, default=Path("mutants/mutation-report.md"))
     parser.add_argument("--no-diffs", action="store_true", help="do not show survivors' diffs")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="count only mutants whose name starts with PREFIX (repeatable; run.sh --function)",
+    )
     args = parser.parse_args()
 
     listed = load_survivors(args.survivors)
+    only = tuple(args.only)
     rows = []
     unexplained: list[str] = []
     stale: list[str] = []
@@ -78,6 +86,8 @@ def main() -> int:
             failed = True
             continue
         codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        if args.only:
+            codes = {name: code for name, code in codes.items() if name.startswith(only)}
         killed = sum(code in KILLED for code in codes.values())
         alive = [name for name, code in codes.items() if code in SURVIVED | NO_TESTS]
         unchecked = [name for name, code in codes.items() if code is None]
@@ -88,7 +98,11 @@ def main() -> int:
         # Entries naming no mutant of this module: the function was removed or renamed,
         # or it lost mutants (mutmut numbers a function's mutants 1, 2, 3... in order).
         prefix = f"fastsmtp.{module}."
-        missing += [name for name in listed if name.startswith(prefix) and name not in codes]
+        missing += [
+            name
+            for name in listed
+            if name.startswith(prefix) and name not in codes and (not only or name.startswith(only))
+        ]
         unexplained += bad
         considered = len(codes) - len(equivalent) - len(unchecked)
         rate = killed / considered if considered else 1.0

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Mutation testing of fastsmtp's pure-Python core with mutmut (issue #19).
 #
-#   tools/mutation/run.sh [--full | --sample N [--part K]] [--keep] [--jobs N] [MODULE...]
+#   tools/mutation/run.sh [--full | --sample N [--part K]] [--keep] [--jobs N]
+#                         [--function MODULE.NAME]... [MODULE...]
 #
 # MODULE is one of _parser_py _session _address _commands _transaction email _flatten _folding
-# (default: all).
+# (default: all). --function (repeatable) runs only that function's mutants instead, e.g.
+# --function _folding.fold_header --function _flatten._Writer._text (a method as
+# Class.method), and the report counts only those functions (after a change to them).
 # Needs the test and mutation extras in the Python that runs it (PYTHON, else .venv/bin/python
 # if present, else python3):  pip install -e ".[test,mutation]"
 #
@@ -39,6 +42,7 @@ SAMPLE=5
 PART=""
 JOBS="$(nproc 2>/dev/null || echo 2)"
 MODULES=()
+FUNCTIONS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --keep) KEEP=1 ;;
@@ -46,7 +50,16 @@ while [[ $# -gt 0 ]]; do
         --sample) SAMPLE="$2"; shift ;;
         --full) SAMPLE=1 ;;
         --part) PART="$2"; shift ;;
-        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+        --function)
+            module="${2%%.*}"
+            if [[ " ${ALL[*]} " != *" $module "* || "$2" != *.* ]]; then
+                echo "--function needs MODULE.NAME with MODULE one of: ${ALL[*]}" >&2
+                exit 2
+            fi
+            FUNCTIONS+=("$2")
+            shift
+            ;;
+        -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
         *)
             if [[ " ${ALL[*]} " != *" $1 "* ]]; then
                 echo "unknown module $1 (one of: ${ALL[*]})" >&2
@@ -56,6 +69,20 @@ while [[ $# -gt 0 ]]; do
             ;;
     esac
     shift
+done
+if [[ ${#FUNCTIONS[@]} -gt 0 && ${#MODULES[@]} -gt 0 ]]; then
+    echo "give modules or --function, not both" >&2
+    exit 2
+fi
+# mutmut's names: fastsmtp.MODULE.x_NAME__mutmut_N, and for a method
+# fastsmtp.MODULE.xǁCLASSǁMETHOD__mutmut_N.
+PREFIXES=()
+for function in "${FUNCTIONS[@]}"; do
+    module="${function%%.*}"
+    name="${function#*.}"
+    if [[ "$name" == *.* ]]; then name="ǁ${name%%.*}ǁ${name#*.}"; else name="_$name"; fi
+    PREFIXES+=("fastsmtp.$module.x${name}__mutmut_")
+    if [[ " ${MODULES[*]} " != *" $module "* ]]; then MODULES+=("$module"); fi
 done
 if [[ ${#MODULES[@]} -eq 0 ]]; then MODULES=("${ALL[@]}"); fi
 
@@ -82,13 +109,23 @@ for d in 0 1 2 3 4 5 6 7 8 9; do
     if [[ $((d % SAMPLE)) -eq $PART ]]; then DIGITS+="$d"; fi
 done
 PATTERNS=()
-for module in "${MODULES[@]}"; do
-    if [[ $SAMPLE -eq 1 ]]; then
-        PATTERNS+=("fastsmtp.$module.*")
-    else
-        PATTERNS+=("fastsmtp.$module.*__mutmut_*[$DIGITS]")
-    fi
-done
+if [[ ${#PREFIXES[@]} -gt 0 ]]; then
+    for prefix in "${PREFIXES[@]}"; do
+        if [[ $SAMPLE -eq 1 ]]; then
+            PATTERNS+=("$prefix*")
+        else
+            PATTERNS+=("$prefix*[$DIGITS]")
+        fi
+    done
+else
+    for module in "${MODULES[@]}"; do
+        if [[ $SAMPLE -eq 1 ]]; then
+            PATTERNS+=("fastsmtp.$module.*")
+        else
+            PATTERNS+=("fastsmtp.$module.*__mutmut_*[$DIGITS]")
+        fi
+    done
+fi
 if [[ $SAMPLE -ne 1 ]]; then
     echo "sample: 1 mutant in $SAMPLE (numbers ending in one of $DIGITS)"
 fi
@@ -106,5 +143,7 @@ if [[ $rc -ne 0 ]]; then
     echo "mutmut run failed (exit $rc); see $LOG" >&2
     exit "$rc"
 fi
-echo "mutmut run: $((SECONDS - START)) s for ${MODULES[*]} with $JOBS jobs"
-"$PYTHON" tools/mutation/report.py "${MODULES[@]}"
+echo "mutmut run: $((SECONDS - START)) s for ${FUNCTIONS[*]:-${MODULES[*]}} with $JOBS jobs"
+ONLY=()
+for prefix in "${PREFIXES[@]}"; do ONLY+=(--only "$prefix"); done
+"$PYTHON" tools/mutation/report.py "${ONLY[@]}" "${MODULES[@]}"

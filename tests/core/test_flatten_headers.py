@@ -581,6 +581,182 @@ def test_fold_line_on_both_cores(impl: Any) -> None:
         impl.fold_line(subject, classes, labels, "78", "\r\n", kinds)
 
 
+# Parse-tree nodes whose str() differs from what the kinds table says to render, so a
+# test sees which way each node was taken (a real tree's str() agrees with its rendering).
+class _Tree(list):  # type: ignore[type-arg]
+    token_type = "unstructured"
+
+    def __str__(self) -> str:
+        return "<tree>"
+
+
+class _Word(str):
+    def __str__(self) -> str:
+        return "<word>"
+
+
+class _OddStr(str):  # in no table: rendered by str()
+    def __str__(self) -> str:
+        return "odd"
+
+
+class _OddList(list):  # type: ignore[type-arg]  # in no table: rendered by str()
+    def __str__(self) -> str:
+        return "[odd]"
+
+
+class _ListCalledWord(list):  # type: ignore[type-arg]  # TERMINAL but no str: str()
+    def __str__(self) -> str:
+        return "L"
+
+
+class _StrCalledTree(str):  # TOKEN_LIST but no list: str()
+    def __str__(self) -> str:
+        return "S"
+
+
+class _TreeValue:
+    """What fold_line reads of a header object: its parse tree and its name."""
+
+    def __init__(self, tree: object, name: object = "Subject") -> None:
+        self._parse_tree = tree
+        self._name = name
+
+
+class _TextValue(str):
+    _parse_tree: object = None
+    _name: object = "Subject"
+
+
+def _tables(impl: Any) -> tuple[dict[type, int], dict[str, str], dict[type, int]]:
+    classes = {_TreeValue: impl.HEADER_TREE_TEXT, _TextValue: impl.HEADER_VALUE_TEXT}
+    kinds = {
+        _Tree: impl.TOKEN_LIST,
+        _Word: impl.TERMINAL,
+        _ListCalledWord: impl.TERMINAL,
+        _StrCalledTree: impl.TOKEN_LIST,
+    }
+    return classes, {"Subject": "Subject: "}, kinds
+
+
+def test_fold_line_renders_a_tree_as_its_kinds_say_within_the_room(impl: Any) -> None:
+    classes, labels, kinds = _tables(impl)
+
+    def fold(tree: object, room: int) -> str | None:
+        # "Subject: " is 9 characters: room is what the tree's text may take.
+        result: str | None = impl.fold_line(
+            _TreeValue(tree), classes, labels, 9 + room, "\r\n", kinds
+        )
+        return result
+
+    # Terminals are their own text, token lists their children's, anything else str();
+    # children after a nested list are rendered too.
+    tree = _Tree(
+        [
+            _Word("ab"),
+            _Tree([_Word("cd"), _OddStr("x")]),
+            _Word("ef"),
+            _OddList([_Word("zz")]),
+            _ListCalledWord(["y"]),
+            _StrCalledTree("t"),
+        ]
+    )
+    text = "abcdoddef[odd]LS"
+    assert fold(tree, len(text)) == f"Subject: {text}\r\n"  # exactly filling the line
+    assert fold(tree, len(text) - 1) is None  # the last child does not fit
+    assert fold(tree, 100) == f"Subject: {text}\r\n"
+    for room in range(len(text)):
+        assert fold(tree, room) is None
+    # A nested list exactly filling the room, and one running over it.
+    nested = _Tree([_Word("ab"), _Tree([_Word("cd")])])
+    assert fold(nested, 4) == "Subject: abcd\r\n"
+    assert fold(nested, 3) is None
+    assert fold(_Tree([_Tree([_Word("abcdef")]), _Word("x")]), 3) is None
+    assert fold(_Tree([_Tree([_Word("ab")]), _Word("cd")]), 3) is None
+    # The root must be a token list the table knows; an empty one is not answered.
+    assert fold(_OddList([_Word("ab")]), 10) is None
+    assert fold(_Tree(), 10) is None
+    assert impl.fold_line(_TreeValue(tree), classes, labels, 78, "\n", {}) is None
+    # A line break or non-ASCII text anywhere in it.
+    for word in ("a\nb", "a\rb", "é"):
+        assert fold(_Tree([_Word("ok"), _Tree([_Word(word)])]), 20) is None
+    # What the tree is: ptext and MIME parameters are left to the stdlib, as is a tree
+    # without a str token_type.
+    for token_type in ("ptext", "mime-parameters", None, b"unstructured"):
+        odd = _Tree([_Word("ab")])
+        odd.token_type = token_type  # type: ignore[attr-defined]
+        assert fold(odd, 10) is None
+    plain = _Tree([_Word("ab")])
+    plain.token_type = "address-list"  # type: ignore[attr-defined]
+    assert fold(plain, 10) == "Subject: ab\r\n"
+
+    class Untyped(list):  # type: ignore[type-arg]  # a token list without a token_type
+        pass
+
+    kinds[Untyped] = impl.TOKEN_LIST
+    assert fold(Untyped([_Word("ab")]), 10) is None
+    assert fold(_Tree([Untyped([_Word("ab")])]), 10) == "Subject: ab\r\n"
+
+
+def test_fold_line_reads_the_header_objects_parts_with_care(impl: Any) -> None:
+    classes, labels, kinds = _tables(impl)
+    tree = _Tree([_Word("ab")])
+
+    def fold(value: object, maxlen: int = 78, **tables: Any) -> str | None:
+        result: str | None = impl.fold_line(
+            value,
+            tables.get("classes", classes),
+            tables.get("labels", labels),
+            maxlen,
+            "\r\n",
+            kinds,
+        )
+        return result
+
+    assert fold(_TreeValue(tree)) == "Subject: ab\r\n"
+    # A class in no table, or in the table as neither way of folding.
+    assert fold(_TreeValue(tree), classes={}) is None
+    assert fold(_TreeValue(tree), classes={_TreeValue: 3}) is None
+    assert fold(_TreeValue(tree), classes={_TreeValue: None}) is None
+
+    # A header object without a parse tree or a name, or with a name that is no str.
+    class Bare:
+        pass
+
+    class Nameless:
+        _parse_tree = tree
+
+    class Treeless:
+        _name = "Subject"
+
+    for cls in (Bare, Nameless, Treeless):
+        assert fold(cls(), classes={cls: impl.HEADER_TREE_TEXT}) is None
+    assert fold(_TreeValue(tree, b"Subject")) is None
+    assert fold(_TreeValue(tree, "X-Unknown")) is None
+    # The label: an empty one or one that is no str, and one longer than the line.
+    for label in ("", None, 5, b"Subject: "):
+        assert fold(_TreeValue(tree), labels={"Subject": label}) is None
+    assert fold(_TreeValue(tree), maxlen=8) is None
+    assert fold(_TreeValue(_Tree([_Word("")])), maxlen=9) == "Subject: \r\n"
+
+    # A header whose value is its text: the value, not its tree, is written.
+    def text_value(text: str, tree: object = tree) -> _TextValue:
+        value = _TextValue(text)
+        value._parse_tree = tree
+        return value
+
+    assert fold(text_value("hello")) == "Subject: hello\r\n"
+    assert fold(text_value("hello"), maxlen=14) == "Subject: hello\r\n"
+    assert fold(text_value("hello"), maxlen=13) is None
+    assert fold(text_value(""), maxlen=9) == "Subject: \r\n"  # the label alone fits
+    assert fold(text_value("hello", _Tree())) is None
+    assert fold(text_value("hello", None)) is None
+    for text in ("a\nb", "a\rb", "héllo"):
+        assert fold(text_value(text)) is None
+    # A value-text class whose value is no str.
+    assert fold(_TreeValue(tree), classes={_TreeValue: impl.HEADER_VALUE_TEXT}) is None
+
+
 def test_the_cores_count_characters_not_a_subclasss_len(impl: Any) -> None:
     # Both cores read a string's own length, whatever a str subclass says it is.
     class Long(str):

@@ -68,6 +68,26 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
+# mutmut (tools/mutation) sets MUTANT_UNDER_TEST in the processes that run the tests, and
+# runs the mutants in processes forked from the one that ran the unmutated suite. A
+# function behind a cache is then reached only by the first test that fills the cache
+# (so only that test is recorded as covering it), and a mutant of it only where the forked
+# cache misses. Under mutmut each test starts with the core's caches empty.
+_UNDER_MUTMUT = "MUTANT_UNDER_TEST" in os.environ
+
+
+@pytest.fixture(autouse=_UNDER_MUTMUT)
+def _empty_core_caches() -> None:
+    from fastsmtp import _commands, _flatten, _folding, _transaction, email
+
+    _commands._path.cache_clear()
+    email._policy.cache_clear()
+    _flatten._HANDLERS.clear()
+    _folding._HEADER_CLASSES.clear()
+    _folding._LABELS.clear()
+    _transaction._GROUPS.clear()
+
+
 @pytest.fixture
 def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
     """The factory of the event loop this run uses (for tests that run loops themselves)."""

@@ -102,15 +102,11 @@ def _options(options: Iterable[str] | None) -> list[bytes]:
     return encoded
 
 
-@functools.lru_cache(maxsize=8192)
-def _path(
+def _checked_path(
     verb: bytes, address: str, encoding: str, allow_null: bool, allow_postmaster: bool
 ) -> bytes:
-    """``MAIL FROM:<mailbox>`` / ``RCPT TO:<mailbox>`` for a checked address.
-
-    Cached: validation depends on nothing else, and senders and recipients repeat
-    (an error is raised again every time; lru_cache never caches exceptions).
-    """
+    """``MAIL FROM:<mailbox>`` / ``RCPT TO:<mailbox>`` for a checked address (cached as
+    :func:`_path`)."""
     # Without SMTPUTF8 a non-ASCII domain goes as A-labels (IDNA), which every server
     # reads; only a non-ASCII local part needs SMTPUTF8 (RFC 6531 section 3.2).
     mailbox = envelope_address(
@@ -121,6 +117,12 @@ def _path(
         idna=True,
     )
     return verb + mailbox.encode(encoding) + b">"
+
+
+# Cached: validation depends on nothing else, and senders and recipients repeat (an error
+# is raised again every time; lru_cache never caches exceptions). Wrapped rather than
+# decorated, so the mutation run (tools/mutation) mutates the function itself.
+_path = functools.lru_cache(maxsize=8192)(_checked_path)
 
 
 def _path_line(path: bytes, options: Iterable[str] | None) -> bytes:

@@ -108,8 +108,7 @@ def _one_line_folding(base: email.policy.EmailPolicy[Any]) -> email.policy.Email
     return _OneLineFoldPolicy(**{**vars(base), "header_factory": base.header_factory})
 
 
-@functools.lru_cache(maxsize=32)
-def _policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
+def _make_policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
     if modern:
         base: email.policy.Policy = _one_line_folding(
             email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
@@ -117,6 +116,11 @@ def _policy(modern: bool, utf8: bool, cte_type: str) -> email.policy.Policy:
     else:
         base = email.policy.compat32
     return base if cte_type == "8bit" else base.clone(cte_type=cte_type)
+
+
+# A few combinations, each built once. Wrapped rather than decorated, so the mutation run
+# (tools/mutation) mutates the function itself.
+_policy = functools.lru_cache(maxsize=32)(_make_policy)
 
 
 _HIDDEN = frozenset(("bcc", "resent-bcc"))

@@ -61,6 +61,40 @@ def test_a_domain_with_no_idna_form_is_refused(rules: str) -> None:
     assert refused.value.message.startswith("5.1.3 Invalid email address")
 
 
+def test_the_refusal_names_the_domain_with_no_idna_form(rules: str) -> None:
+    domain = "\u00fc" + "x" * 70 + ".de"
+    with pytest.raises(ValueError) as refused:
+        envelope_address(f"a@{domain}", idna=True)
+    assert str(refused.value).startswith(
+        f"Invalid email address 'a@{domain}': domain {domain!r} has no IDNA form: "
+    )
+
+
+def test_a_non_ascii_display_name_around_the_null_path_or_postmaster(rules: str) -> None:
+    # The display name is what is not ASCII; the path inside is the null path or a bare
+    # Postmaster, allowed (or not) as without a display name.
+    assert envelope_address("J\u00f6rg <>", idna=True, allow_null=True) == ""
+    assert mail_line("J\u00f6rg <>", None, "ascii") == b"MAIL FROM:<>\r\n"
+    assert envelope_address("J\u00f6rg <Postmaster>", idna=True, allow_postmaster=True) == (
+        "Postmaster"
+    )
+    assert rcpt_line("J\u00f6rg <Postmaster>", None, "ascii") == b"RCPT TO:<Postmaster>\r\n"
+    with pytest.raises(ValueError, match="null path"):
+        envelope_address("J\u00f6rg <>", idna=True)
+    with pytest.raises(ValueError, match="bare Postmaster"):
+        envelope_address("J\u00f6rg <Postmaster>", idna=True)
+
+
+def test_a_quoted_local_part_holding_at_signs(rules: str) -> None:
+    # The domain is what follows the last "@": the quoted local part keeps its own.
+    assert envelope_address('"a@b"@b\u00fccher.example', idna=True) == (
+        '"a@b"@xn--bcher-kva.example'
+    )
+    assert rcpt_line('<"a@b"@b\u00fccher.example>', None, "ascii") == (
+        b'RCPT TO:<"a@b"@xn--bcher-kva.example>\r\n'
+    )
+
+
 def test_without_idna_flag_unchanged() -> None:
     with pytest.raises(UnicodeEncodeError):
         envelope_address("a@b\u00fccher.de")

@@ -17,7 +17,7 @@ from fastsmtp._commands import (
     validate_local_hostname,
     vrfy_line,
 )
-from fastsmtp.errors import SMTPCommandRefusedLocally
+from fastsmtp.errors import REFUSED_LOCALLY, SMTPCommandRefusedLocally
 
 
 @pytest.mark.parametrize("hostname", ["", " ", "\t\r\n"])
@@ -163,6 +163,9 @@ def test_vrfy_parameters_without_an_argument_are_refused(argument: str) -> None:
     with pytest.raises(SMTPCommandRefusedLocally) as info:
         vrfy_line(b"EXPN", argument, ["SMTPUTF8"], True)
     assert info.value.code == 501
+    assert info.value.message == (
+        f"5.5.4 EXPN parameters need an argument (got {argument!r}) {REFUSED_LOCALLY}"
+    )
 
 
 def test_vrfy_non_ascii_mailbox_in_angle_brackets_with_utf8() -> None:
@@ -203,3 +206,21 @@ def test_local_refusals_of_mail_and_rcpt_are_named_exactly() -> None:
         rcpt_line("a@x.example", ["NOTIFY=\r\n"], "ascii")
     assert (rparam_info.value.code, rparam_info.value.recipient) == (501, "a@x.example")
     assert rparam_info.value.message.startswith("5.5.4 Invalid ESMTP parameter")
+
+
+@pytest.mark.parametrize("option", ["ret=body", "Ret=x", "notify=never,delay", "nOTIFY=sometimes"])
+def test_raw_dsn_parameters_are_checked_whatever_their_case(option: str) -> None:
+    # ESMTP keywords are case-insensitive (RFC 5321 section 2.4): a lowercase RET or
+    # NOTIFY is checked as the uppercase one is.
+    with pytest.raises(ValueError) as info:
+        if option[0] in "Rr":
+            mail_line("a@x.example", [option], "ascii")
+        else:
+            rcpt_line("a@x.example", [option], "ascii")
+    assert info.value.code == 501  # type: ignore[attr-defined]
+    assert (
+        mail_line("a@x.example", ["ret=hdrs"], "ascii") == b"MAIL FROM:<a@x.example> ret=hdrs\r\n"
+    )
+    assert rcpt_line("a@x.example", ["notify=never"], "ascii") == (
+        b"RCPT TO:<a@x.example> notify=never\r\n"
+    )

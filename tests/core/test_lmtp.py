@@ -78,6 +78,20 @@ def test_pipelined_group_owes_one_final_reply_per_accepted_rcpt(
     assert session.received_count == session.sent_count
 
 
+def test_a_streamed_body_owes_one_final_reply_per_accepted_rcpt(impl: ModuleType) -> None:
+    # body_started (a body written in pieces): the final replies are owed from its first
+    # byte, and one that comes before the end is an early reply (the server gave up).
+    session = greeted(impl)
+    session.sent((Kind.MAIL, Kind.RCPT, Kind.RCPT, Kind.DATA))
+    take_batch(session, parse(impl, b"250 ok\r\n250 a\r\n250 b\r\n354 go\r\n"))
+    session.body_started()
+    assert session.owed == [Kind.END, Kind.END]
+    assert not session.early_reply
+    assert take_one_by_one(session, parse(impl, b"552 5.3.4 a too big\r\n")) == [Kind.END]
+    assert session.early_reply and session.phase is Phase.BODY
+    assert session.owed == [Kind.END]
+
+
 def test_many_rcpts_in_one_batch_are_counted(impl: ModuleType) -> None:
     # More than 8 replies at once take the shell's scanning path.
     session = greeted(impl)

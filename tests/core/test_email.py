@@ -315,6 +315,39 @@ def test_flatten_message(index: int, utf8: bool, cte_type: str) -> None:
     assert [(name, str(value)) for name, value in mine_input.raw_items()] == before
 
 
+class _LayeredMessage(EmailMessage):
+    """A message class that keeps some headers outside ``_headers``: its ``keys()``,
+    ``raw_items()`` and ``__delitem__`` see both layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer: list[tuple[str, str]] = []
+
+    def keys(self) -> list[str]:
+        return [*super().keys(), *(name for name, _ in self.layer)]
+
+    def raw_items(self) -> Any:
+        return iter([*super().raw_items(), *self.layer])
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        # Rebinds, as Message.__delitem__ does: a copy's deletion leaves the original.
+        self.layer = [(k, v) for k, v in self.layer if k.lower() != name.lower()]
+
+
+def test_flatten_message_reads_a_subclasss_header_names_from_its_keys() -> None:
+    # A Bcc that only the class's own keys() reports is removed as well.
+    message = _LayeredMessage()
+    message["From"] = "s@example.com"
+    message["Subject"] = "hi"
+    message.layer = [("Bcc", "hidden@example.com"), ("X-Layer", "1")]
+    message.set_content("body\n")
+    flat = ours.flatten_message(message)
+    assert b"hidden" not in flat and b"\r\nX-Layer: 1\r\n" in flat
+    assert flat == ours.flatten_message(message)  # the caller's message keeps its layer
+    assert message.layer == [("Bcc", "hidden@example.com"), ("X-Layer", "1")]
+
+
 def test_flatten_message_line_endings() -> None:
     modern = EmailMessage()
     modern["Subject"] = "x"

@@ -86,6 +86,7 @@ def _empty_core_caches() -> None:
     _folding._HEADER_CLASSES.clear()
     _folding._LABELS.clear()
     _transaction._GROUPS.clear()
+    email._GOOD_NAMES.clear()
 
 
 @pytest.fixture

@@ -348,6 +348,69 @@ def test_flatten_message_reads_a_subclasss_header_names_from_its_keys() -> None:
     assert message.layer == [("Bcc", "hidden@example.com"), ("X-Layer", "1")]
 
 
+def test_check_message_headers_reads_a_subclasss_own_raw_items() -> None:
+    # The fast form reads _headers only where raw_items() is Message's: a class with its
+    # own raw_items() is checked on what that gives (what the generator writes).
+    message = _LayeredMessage()
+    message["Subject"] = "hi"
+    message.layer = [("X-Layer", "ok")]
+    check_message_headers(message)
+    message.layer = [("X-Layer", "a\r\nBcc: victim@example.com")]
+    with pytest.raises(HeaderInjectionError, match="X-Layer"):
+        check_message_headers(message)
+    message.layer = [("X Layer", "ok")]
+    with pytest.raises(HeaderInjectionError):
+        check_message_headers(message)
+
+
+def _fetch_parse(name: str, value: str) -> Any:
+    return email.policy.default.header_fetch_parse(name, value)
+
+
+class _PlainFetchPolicy(email.policy.EmailPolicy):
+    # A header_fetch_parse of its own (here a plain function, with no __func__).
+    header_fetch_parse = staticmethod(_fetch_parse)
+
+
+def test_the_address_fields_are_read_in_one_pass_only_from_a_plain_email_message() -> None:
+    # extract_sender/extract_recipients read the address fields of an exact EmailMessage
+    # with EmailPolicy's header_fetch_parse in one pass; anything else goes through the
+    # get_all accessors (the reference reading, which gives the same addresses).
+    message = EmailMessage()
+    message["From"] = "a@example.com"
+    message["Subject"] = "s"
+    message["to"] = "b@example.com"
+    message["Cc"] = "c@example.com"
+    found = ours._address_fields(message)
+    assert found is not None
+    fields, fetch = found
+    assert fields == {
+        "from": [("From", "a@example.com")],
+        "to": [("to", "b@example.com")],
+        "cc": [("Cc", "c@example.com")],
+    }
+    assert fetch == message.policy.header_fetch_parse
+    assert ours.extract_sender(message) == "a@example.com"
+    assert ours.extract_recipients(message) == ["b@example.com", "c@example.com"]
+
+    legacy = Message()
+    legacy["From"] = "a@example.com"
+    assert ours._address_fields(legacy) is None
+
+    class Mine(EmailMessage):
+        pass
+
+    assert ours._address_fields(Mine()) is None
+    own_fetch = EmailMessage(policy=_PlainFetchPolicy())
+    own_fetch["From"] = "a@example.com"
+    assert ours._address_fields(own_fetch) is None
+    assert ours.extract_sender(own_fetch) == "a@example.com"
+    odd_name = EmailMessage()
+    odd_name["From"] = "a@example.com"
+    odd_name._headers.append((b"To", "b@example.com"))  # type: ignore[attr-defined]
+    assert ours._address_fields(odd_name) is None
+
+
 def test_flatten_message_line_endings() -> None:
     modern = EmailMessage()
     modern["Subject"] = "x"

@@ -16,6 +16,7 @@ import email.message
 import email.policy
 from collections.abc import Callable
 from email.headerregistry import Address, Group
+from email.message import EmailMessage
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -193,3 +194,34 @@ def test_subclass_takes_the_reference_path() -> None:
     message = _Subclass()
     message["To"] = "r@example.com"
     assert fe.extract_recipients(message) == ["o@example.com"]
+
+
+def test_extract_addresses_of_a_sequence_mixing_address_objects_and_strings() -> None:
+    # A sequence assigned to an address header keeps its items (Address objects and
+    # strings): each is read on its own, the objects by addr_spec, the strings parsed.
+    message = EmailMessage()
+    message["To"] = (
+        Address("Ann", "a", "example.com"),
+        "Bob <b@example.com>",
+        Address("", "c d", "example.com"),
+    )
+    header = message["To"]
+    assert fe.extract_addresses(header) == ["a@example.com", "b@example.com", '"c d"@example.com']
+    assert fe.extract_recipients(message) == ["a@example.com", "b@example.com", '"c d"@example.com']
+
+
+class _Alnum(str):
+    """A str subclass that calls itself alphanumeric whatever it holds."""
+
+    def isalnum(self) -> bool:
+        return True
+
+
+def test_address_parts_that_are_not_exact_str_are_read_by_the_stdlib() -> None:
+    # The one-pass addr_spec trusts only exact str parts; anything else goes through
+    # Address.addr_spec (which quotes the local part by its own reading).
+    for user, domain in ((_Alnum("a b"), "example.com"), ("a b", _Alnum("example.com"))):
+        address = Address(username=user, domain=domain)
+        assert fe._addr_specs((address,)) is None
+        assert fe._addr_specs((address, Address(username="x", domain="example.com"))) is None
+    assert fe._addr_specs((Address(username="a b", domain="example.com"),)) == ['"a b"@example.com']

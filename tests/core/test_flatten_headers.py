@@ -757,6 +757,39 @@ def test_fold_line_reads_the_header_objects_parts_with_care(impl: Any) -> None:
     assert fold(_TreeValue(tree), classes={_TreeValue: impl.HEADER_VALUE_TEXT}) is None
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+def test_how_each_header_class_is_folded() -> None:
+    # From its value's text where the class's parse() makes the value str(tree), from the
+    # tree's text for the other registry classes, by the stdlib where the class has its own
+    # fold or name (or cannot be vouched for).
+    from fastsmtp import _folding
+    from fastsmtp._parser_py import HEADER_TREE_TEXT, HEADER_VALUE_TEXT
+
+    factory = email.policy.SMTP.header_factory
+    for name in ("Subject", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"):
+        assert _folding._header_class(type(factory(name, "x"))) == HEADER_VALUE_TEXT, name
+    for name in ("To", "From", "Date"):
+        assert _folding._header_class(type(factory(name, "a@b"))) == HEADER_TREE_TEXT, name
+
+    base = email.headerregistry.BaseHeader
+
+    class OwnFold(email.headerregistry.UnstructuredHeader, base):
+        def fold(self, *, policy: Any) -> str:
+            return "x"
+
+    class NoName:  # BaseHeader's fold borrowed, no name at all
+        fold = base.fold
+
+    class NoParse:  # BaseHeader's fold and name, no parse
+        fold = base.fold
+        name = base.name
+
+    assert _folding._header_class(OwnFold) == 0
+    assert _folding._header_class(NoName) == 0
+    assert _folding._header_class(NoParse) == HEADER_TREE_TEXT
+    assert _folding._header_class(str) == 0
+
+
 def test_the_cores_count_characters_not_a_subclasss_len(impl: Any) -> None:
     # Both cores read a string's own length, whatever a str subclass says it is.
     class Long(str):

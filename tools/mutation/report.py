@@ -50,6 +50,35 @@ def load_survivors(path: Path) -> dict[str, str]:
     return listed
 
 
+def function_of(name: str) -> str:
+    """The key of a mutant's function in mutmut's hashes: ``x_NAME`` or ``xǁCLASSǁMETHOD``."""
+    return name.rpartition(".")[2].rpartition("__mutmut_")[0]
+
+
+def with_earlier_results(
+    codes: dict[str, int | None], hashes: dict[str, str], module: str, earlier: list[Path]
+) -> dict[str, int | None]:
+    """``codes`` with the mutants it has no result for taken from earlier runs (the first
+    directory that has one), where the function's code is what it is now: mutmut numbers a
+    function's mutants in order, so the same hash means the same mutants."""
+    merged = dict(codes)
+    for directory in earlier:
+        meta = directory / "src" / "fastsmtp" / f"{module}.py.meta"
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text())
+        for name, code in data["exit_code_by_key"].items():
+            function = function_of(name)
+            if (
+                code is not None
+                and name in merged
+                and merged[name] is None
+                and data["hash_by_function_name"].get(function) == hashes.get(function)
+            ):
+                merged[name] = code
+    return merged
+
+
 def diff_of(name: str) -> str:
     out = subprocess.run(
         [sys.executable, "-c", MUTMUT, "show", name], capture_output=True, text=True
@@ -63,6 +92,15 @@ def main() -> int:
     parser.add_argument("--survivors", type=Path, default=Path("tools/mutation/survivors.txt"))
     parser.add_argument("--output", type=Path, default=Path("mutants/mutation-report.md"))
     parser.add_argument("--no-diffs", action="store_true", help="do not show survivors' diffs")
+    parser.add_argument(
+        "--earlier",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="another run's mutants/ directory (repeatable, newest first): its result counts "
+        "for a mutant this run did not run, if the mutant's function is unchanged since",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -85,7 +123,9 @@ def main() -> int:
             print(f"no results for {module} ({meta} missing)", file=sys.stderr)
             failed = True
             continue
-        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        data = json.loads(meta.read_text())
+        codes: dict[str, int | None] = data["exit_code_by_key"]
+        codes = with_earlier_results(codes, data["hash_by_function_name"], module, args.earlier)
         if args.only:
             codes = {name: code for name, code in codes.items() if name.startswith(only)}
         killed = sum(code in KILLED for code in codes.values())

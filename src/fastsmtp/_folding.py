@@ -25,6 +25,7 @@ from ._speedups import (
     HEADER_VALUE_TEXT,
     TERMINAL,
     TOKEN_LIST,
+    class_key,
     parts_that_fit,
     render_children,
     render_tokens,
@@ -100,8 +101,11 @@ _VALUE_IS_TREE = frozenset(
 
 # How a header class is folded here: not at all (a plain string, a class with its own
 # fold, or a Python whose folding is unverified), from its value's text, or from its tree.
+# Keyed by class_key(class): email.headerregistry makes a new class for every header object
+# (HeaderRegistry.__getitem__ calls type() each time), so a table of the classes themselves
+# would miss on every new message and grow with every message sent. Bounded all the same.
 _STDLIB, _VALUE_TEXT, _TREE_TEXT = 0, HEADER_VALUE_TEXT, HEADER_TREE_TEXT
-_HEADER_CLASSES: dict[type, int] = {}
+_HEADER_CLASSES: dict[object, int] = {}
 
 
 _BASE_NAME = email.headerregistry.BaseHeader.name  # the property: returns self._name
@@ -145,9 +149,15 @@ def fold_header(value: object, max_line_length: int | None, linesep: str) -> str
     """
     # The common case (a header that fits on its line) in few steps: this runs for every
     # header of every message send_message flattens.
-    how = _HEADER_CLASSES.get(type(value))
+    kind = type(value)
+    how = _HEADER_CLASSES.get(kind)
     if how is None:
-        how = _HEADER_CLASSES[type(value)] = _header_class(type(value))
+        key = class_key(kind)
+        how = _HEADER_CLASSES.get(key)
+        if how is None:
+            how = _header_class(kind)
+            if len(_HEADER_CLASSES) < 1024:  # bounded: header classes are few in practice
+                _HEADER_CLASSES[key] = how
     if how == _STDLIB:
         return None
     tree = getattr(value, "_parse_tree", None)

@@ -50,9 +50,10 @@ def header_block_well_formed(data: bytes, /) -> bool: ...
 HEADER_VALUE_TEXT: Final[int]
 HEADER_TREE_TEXT: Final[int]
 
+def class_key(cls: type, /) -> object: ...
 def fold_line(
     value: object,
-    classes: dict[type, int],
+    classes: dict[object, int],
     labels: dict[str, str],
     maxlen: int,
     linesep: str,

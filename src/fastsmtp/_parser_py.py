@@ -59,6 +59,7 @@ __all__ = (
     "auth_login_encode",
     "auth_plain_encode",
     "auth_xoauth2_encode",
+    "class_key",
     "encode_data",
     "fold_line",
     "header_block_well_formed",
@@ -461,9 +462,23 @@ HEADER_VALUE_TEXT: Final = 1
 HEADER_TREE_TEXT: Final = 2
 
 
+def class_key(cls: type, /) -> object:
+    """What a table of header classes is keyed by: ``cls.__bases__`` for a class whose
+    own namespace holds nothing but ``__module__`` and ``__doc__`` (it behaves exactly as
+    its bases; email.headerregistry makes one for every header object), else ``cls``."""
+    if not isinstance(cls, type):
+        raise TypeError(
+            f"Argument 'cls' has incorrect type (expected type, got {type(cls).__name__})"
+        )
+    namespace = cls.__dict__
+    if len(namespace) == 2 and "__module__" in namespace and "__doc__" in namespace:
+        return cls.__bases__
+    return cls
+
+
 def fold_line(
     value: object,
-    classes: dict[type, int],
+    classes: dict[object, int],
     labels: dict[str, str],
     maxlen: int,
     linesep: str,
@@ -475,12 +490,15 @@ def fold_line(
     is not certain here (fastsmtp._folding then decides).
 
     ``classes`` says how a header class is folded (``HEADER_VALUE_TEXT``: its value is its
-    text; ``HEADER_TREE_TEXT``: its parse tree's is), ``labels`` holds ``"Name: "`` by
+    text; ``HEADER_TREE_TEXT``: its parse tree's is), by the class or by
+    :func:`class_key`, ``labels`` holds ``"Name: "`` by
     name, ``kinds`` classifies parse-tree nodes as for :func:`render_tokens`. The text must
     be ASCII without line breaks, and the tree not ``ptext`` or MIME parameters.
     """
     maxlen = operator.index(maxlen)
     how = classes.get(type(value))
+    if how is None:
+        how = classes.get(class_key(type(value)))
     if how != HEADER_VALUE_TEXT and how != HEADER_TREE_TEXT:
         return None
     tree = getattr(value, "_parse_tree", None)

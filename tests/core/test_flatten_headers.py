@@ -790,6 +790,73 @@ def test_how_each_header_class_is_folded() -> None:
     assert _folding._header_class(str) == 0
 
 
+def test_class_key_on_both_cores(impl: Any) -> None:
+    # email.headerregistry makes a class per header object, adding nothing to its bases:
+    # such a class is keyed by its bases; any class with a namespace of its own by itself.
+    base = email.headerregistry.BaseHeader
+    made = type(email.policy.SMTP.header_factory("Subject", "x"))
+    assert made is not type(email.policy.SMTP.header_factory("Subject", "y"))
+    assert impl.class_key(made) == (email.headerregistry.UniqueUnstructuredHeader, base)
+    assert impl.class_key(made) == impl.class_key(
+        type(email.policy.SMTP.header_factory("Subject", "y"))
+    )
+    own = type("_Own", (email.headerregistry.UnstructuredHeader, base), {"fold": base.fold})
+    assert impl.class_key(own) is own
+    assert impl.class_key(str) is str
+    bare = type("_Bare", (email.headerregistry.UnstructuredHeader, base), {})
+    assert impl.class_key(bare) == (email.headerregistry.UnstructuredHeader, base)
+    bare.extra = 1  # type: ignore[attr-defined]  # a namespace of its own from now on
+    assert impl.class_key(bare) is bare
+    with pytest.raises(
+        TypeError, match=r"^Argument 'cls' has incorrect type \(expected type, got str\)$"
+    ):
+        impl.class_key("Subject")
+
+
+def test_a_fresh_message_s_headers_fit_by_the_core_and_the_table_stays_small(impl: Any) -> None:
+    # Every new header object has a new class: the table is keyed so that the next
+    # message's headers are known (the core answers) and it does not grow per message.
+    from fastsmtp import _folding
+    from fastsmtp.email import flatten_message
+
+    def message() -> email.message.EmailMessage:
+        m = email.message.EmailMessage()
+        m["Subject"] = "hello there"
+        m["To"] = "Ann <a@example.com>, b@example.com"
+        m.set_content("body\n")
+        return m
+
+    flatten_message(message())
+    before = len(_folding._HEADER_CLASSES)
+    for _ in range(50):
+        flatten_message(message())
+    assert len(_folding._HEADER_CLASSES) == before
+    classes, labels, kinds = _folding.FOLD_TABLES
+    fresh = message()
+    assert impl.fold_line(fresh["Subject"], classes, labels, 78, "\r\n", kinds) == (
+        "Subject: hello there\r\n"
+    )
+    assert impl.fold_line(fresh["To"], classes, labels, 78, "\r\n", kinds) == (
+        "To: Ann <a@example.com>, b@example.com\r\n"
+    )
+
+
+def test_the_header_class_table_is_bounded() -> None:
+    from fastsmtp import _folding
+
+    saved = dict(_folding._HEADER_CLASSES)
+    try:
+        base = email.headerregistry.BaseHeader
+        for number in range(1100):
+            kind = type(f"_K{number}", (email.headerregistry.UnstructuredHeader, base), {"n": 1})
+            header = kind("Subject", "hi")
+            assert fold_header(header, 78, "\r\n") == "Subject: hi\r\n"
+        assert len(_folding._HEADER_CLASSES) == 1024
+    finally:
+        _folding._HEADER_CLASSES.clear()
+        _folding._HEADER_CLASSES.update(saved)
+
+
 def test_the_cores_count_characters_not_a_subclasss_len(impl: Any) -> None:
     # Both cores read a string's own length, whatever a str subclass says it is.
     class Long(str):

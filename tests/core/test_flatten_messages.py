@@ -22,7 +22,7 @@ from email.message import EmailMessage, Message
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -598,3 +598,52 @@ def test_a_message_that_writes_its_own_headers_goes_to_the_stdlib() -> None:
     flat = ours.flatten_message(make())
     assert flat == _generate(make(), _stock_policy(True, False, "8bit", 78, "\r\n"))
     assert flat.startswith(b"X-Own: yes\n\n")
+
+
+class _CountingPolicy(ours._OneLineFoldPolicy):
+    """fastsmtp's flattening policy, counting how each header is folded."""
+
+    calls: ClassVar[list[str]] = []
+
+    @staticmethod
+    def fastsmtp_fold_header(value: Any, max_line_length: int | None, linesep: str) -> Any:
+        _CountingPolicy.calls.append(f"text:{value.name}")
+        return ours.fold_header(value, max_line_length, linesep)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        _CountingPolicy.calls.append(f"binary:{name}")
+        return super().fold_binary(name, value)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="fast path off on unverified versions")
+def test_each_header_takes_the_shortest_way_that_gives_the_generators_bytes() -> None:
+    # The header block of a message: headers that fit on their line are written by the
+    # core, a longer one by fold_text (fastsmtp's fold), one fastsmtp leaves to the stdlib
+    # (non-ASCII here) and every header after it by the policy's fold_binary.
+    base = email.policy.SMTP
+    policy = _CountingPolicy(**{**vars(base), "header_factory": base.header_factory})
+
+    def message() -> EmailMessage:
+        m = EmailMessage()
+        m["Subject"] = "hello there"
+        m["To"] = "Ann <a@example.com>, b@example.com"
+        m["X-Long"] = "word " * 30
+        m["X-Accent"] = "h\u00e9llo"
+        m["X-After"] = "fits"
+        return m
+
+    _CountingPolicy.calls.clear()
+    first = flatten_fast(message(), policy)  # learns the header classes and names
+    assert first is not None and first == _generate(message(), base)
+    _CountingPolicy.calls.clear()
+    second = flatten_fast(message(), policy)
+    assert second == first
+    assert _CountingPolicy.calls == [
+        "text:X-Long",
+        "text:X-Accent",
+        "binary:X-Accent",
+        "binary:X-After",
+    ]
+    assert _flatten._Writer(policy).fold_text is _CountingPolicy.fastsmtp_fold_header
+    assert _flatten._Writer(ours._policy(True, False, "8bit")).fold_text is ours.fold_header
+    assert _flatten._Writer(base).fold_text is None

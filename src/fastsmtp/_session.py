@@ -387,9 +387,10 @@ class SMTPSession:
         kinds = self._writes[0]
         end = len(replies)
         first = kinds[0]
-        if first is _MAIL or first is _COMMAND or first is _RSET:
-            # A transaction's group (MAIL, RCPT..., maybe DATA) or a plain command: only
-            # a 421 anywhere, a refused MAIL and the reply to DATA change anything.
+        if first is _MAIL:
+            # A transaction's group (MAIL, RCPT..., maybe DATA): only a 421 anywhere, a
+            # refused MAIL and the reply to DATA change anything. (A write that starts
+            # otherwise, say RSET then a transaction, is judged reply by reply below.)
             if end - start > 8:  # (many RCPT replies: their codes scanned in one go)
                 closing = 421 in [reply.code for reply in replies[start:]]
             else:
@@ -401,7 +402,7 @@ class SMTPSession:
             if closing:
                 # RFC 5321 section 3.8: the server is closing the channel.
                 self.phase = _P_CLOSED
-            elif first is _MAIL:
+            else:
                 if start == 0 and replies[0].code != 250:
                     self._transition(_MAIL, replies[0], replies[0].code)
                 if self.lmtp:

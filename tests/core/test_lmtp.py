@@ -92,6 +92,41 @@ def test_a_streamed_body_owes_one_final_reply_per_accepted_rcpt(impl: ModuleType
     assert session.owed == [Kind.END]
 
 
+@pytest.mark.parametrize("lmtp", [True, False])
+@pytest.mark.parametrize("pieces", [False, True])
+def test_a_transaction_after_rset_in_one_write_counts_its_rcpts(
+    impl: ModuleType, pieces: bool, lmtp: bool
+) -> None:
+    # A write that starts with RSET (the session's generic path): MAIL starts the count
+    # again, and each accepted RCPT (251 as well as 250) counts once, however the replies
+    # arrive; DATA's 354 starts the body (over SMTP too).
+    session = greeted(impl, lmtp=lmtp)
+    session.sent((Kind.MAIL, Kind.RCPT))
+    take_batch(session, parse(impl, b"250 ok\r\n250 a\r\n"))
+    kinds = (Kind.RSET, Kind.MAIL, Kind.RCPT, Kind.RCPT, Kind.RCPT, Kind.DATA)
+    session.sent(kinds)
+    replies = parse(impl, b"250 reset\r\n250 ok\r\n250 a\r\n550 b\r\n251 c\r\n354 go\r\n")
+    if pieces:
+        session.took(replies[:3], 0)
+        session.took(replies[:5], 3)
+        session.took(replies, 5)
+    else:
+        take_batch(session, replies)
+    assert session.phase is Phase.BODY
+    assert session.rcpt_accepted == 2
+    assert session.final_replies == (2 if lmtp else 1)
+
+
+def test_lockstep_rcpt_251_is_accepted(impl: ModuleType) -> None:
+    session = greeted(impl)
+    session.sent((Kind.MAIL,))
+    take_one_by_one(session, parse(impl, b"250 ok\r\n"))
+    for reply in (b"251 will forward\r\n", b"252 cannot verify\r\n", b"250 a\r\n"):
+        session.sent((Kind.RCPT,))
+        take_one_by_one(session, parse(impl, reply))
+    assert session.final_replies == 2
+
+
 def test_many_rcpts_in_one_batch_are_counted(impl: ModuleType) -> None:
     # More than 8 replies at once take the shell's scanning path.
     session = greeted(impl)

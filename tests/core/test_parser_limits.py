@@ -97,3 +97,25 @@ def test_failed_parser_ignores_input_and_keeps_raising(impl: ModuleType) -> None
     parser.feed(b"250 ok\r\n")
     too_long(impl, parser)
     assert not parser.pending
+
+
+def test_a_partial_line_is_measured_from_its_own_start(impl: ModuleType) -> None:
+    # A complete line before it in the same chunk does not count towards its length.
+    parser = impl.ReplyParser()
+    parser.feed(b"250-" + b"a" * 5000 + b"\r\n" + b"250 " + b"b" * 4000)
+    assert parser.next_reply() is impl.NEED_DATA
+    parser.feed(b"\r\n")
+    reply = parser.next_reply()
+    assert reply.code == 250 and reply.message == "a" * 5000 + "\n" + "b" * 4000
+
+
+@pytest.mark.parametrize("bad", [b"xyz\r\n", b"250-a\r\n251 b\r\n"])
+def test_the_first_error_of_a_chunk_is_the_one_raised(impl: ModuleType, bad: bytes) -> None:
+    # A malformed line fails the parser; a long run of bytes after it in the same chunk
+    # is not read, so it cannot replace the error with "Response too long".
+    parser = impl.ReplyParser()
+    parser.feed(bad + b"2" * (impl.MAX_LINE_LENGTH + 100))
+    with pytest.raises(SMTPResponseException) as raised:
+        parser.next_reply()
+    line = bad.splitlines(keepends=True)[-1].decode()
+    assert raised.value.message == f"Malformed SMTP response line: {line}"

@@ -602,3 +602,23 @@ def test_an_ascii_or_non_string_header_name_is_a_header_injection_error(
         check(message)
     assert type(caught.value) is HeaderInjectionError  # not a UnicodeEncodeError
     assert str(caught.value) == f"Header name {name!r} {_NOT_A_FIELD_NAME}"
+
+
+def test_the_set_of_names_found_good_is_bounded() -> None:
+    # Names found well-formed are remembered, at most 1024 of them; names past that are
+    # still checked (and a bad one refused) each time.
+    saved = set(ours._GOOD_NAMES)
+    ours._GOOD_NAMES.clear()
+    try:
+        message = EmailMessage()
+        for number in range(1100):
+            message[f"X-N{number}"] = "v"
+        check_message_headers(message)
+        assert len(ours._GOOD_NAMES) == 1024
+        assert ours._GOOD_NAMES == {f"X-N{number}" for number in range(1024)}
+        message["X Bad"] = "v"
+        with pytest.raises(HeaderInjectionError):
+            check_message_headers(message)
+    finally:
+        ours._GOOD_NAMES.clear()
+        ours._GOOD_NAMES.update(saved)

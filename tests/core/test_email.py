@@ -615,7 +615,7 @@ def test_the_set_of_names_found_good_is_bounded() -> None:
             message[f"X-N{number}"] = "v"
         check_message_headers(message)
         assert len(ours._GOOD_NAMES) == 1024
-        assert ours._GOOD_NAMES == {f"X-N{number}" for number in range(1024)}
+        assert {f"X-N{number}" for number in range(1024)} == ours._GOOD_NAMES
         message["X Bad"] = "v"
         with pytest.raises(HeaderInjectionError):
             check_message_headers(message)

@@ -117,6 +117,18 @@ def test_a_transaction_after_rset_in_one_write_counts_its_rcpts(
     assert session.final_replies == (2 if lmtp else 1)
 
 
+def test_a_rcpt_a_lax_server_accepts_before_any_mail_is_counted(impl: ModuleType) -> None:
+    # No MAIL yet: the count starts at zero (a server that accepts RCPT outside a
+    # transaction is not an error here; the shell never writes one).
+    session = SMTPSession(lmtp=True)
+    assert session.rcpt_accepted == 0
+    assert session.final_replies == 1
+    take_one_by_one(session, parse(impl, b"220 lmtp.example.com LMTP\r\n"))
+    session.sent((Kind.RCPT,))  # not even LHLO first
+    take_one_by_one(session, parse(impl, b"250 a\r\n"))
+    assert session.rcpt_accepted == 1 and session.final_replies == 1
+
+
 def test_lockstep_rcpt_251_is_accepted(impl: ModuleType) -> None:
     session = greeted(impl)
     session.sent((Kind.MAIL,))

@@ -813,6 +813,18 @@ def test_class_key_on_both_cores(impl: Any) -> None:
         impl.class_key("Subject")
 
 
+def test_fold_line_finds_a_class_by_itself_or_by_its_class_key(impl: Any) -> None:
+    from fastsmtp._folding import _KIND
+
+    header = email.policy.SMTP.header_factory("Subject", "hello")
+    labels = {"Subject": "Subject: "}
+    by_class = {type(header): impl.HEADER_VALUE_TEXT}
+    by_key = {impl.class_key(type(header)): impl.HEADER_VALUE_TEXT}
+    for classes in (by_class, by_key):
+        assert impl.fold_line(header, classes, labels, 78, "\r\n", _KIND) == "Subject: hello\r\n"
+    assert impl.fold_line(header, {str: impl.HEADER_VALUE_TEXT}, labels, 78, "\r\n", _KIND) is None
+
+
 def test_a_fresh_message_s_headers_fit_by_the_core_and_the_table_stays_small(impl: Any) -> None:
     # Every new header object has a new class: the table is keyed so that the next
     # message's headers are known (the core answers) and it does not grow per message.

@@ -698,6 +698,22 @@ def test_fold_line_renders_a_tree_as_its_kinds_say_within_the_room(impl: Any) ->
     assert fold(_Tree([Untyped([_Word("ab")])]), 10) == "Subject: ab\r\n"
 
 
+def test_render_follows_the_kinds_not_str(impl: Any) -> None:
+    # Each node is rendered as the table says (a terminal its own text, a token list its
+    # children's), not by its str(), which these nodes make differ.
+    _, _, kinds = _tables(impl)
+    tree = _Tree(
+        [
+            _Word("ab"),
+            _Tree([_Word("cd"), _OddStr("x")]),
+            _OddList([_Word("z")]),
+            _ListCalledWord([]),
+        ]
+    )
+    assert impl.render_children(tree, kinds) == ["ab", "cdodd", "[odd]", "L"]
+    assert impl.render_tokens(tree, kinds) == "abcdodd[odd]L"
+
+
 def test_fold_line_reads_the_header_objects_parts_with_care(impl: Any) -> None:
     classes, labels, kinds = _tables(impl)
     tree = _Tree([_Word("ab")])
